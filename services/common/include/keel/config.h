@@ -37,6 +37,8 @@ void keel_config_free(keel_config *cfg);
 const char *keel_config_string(const keel_config *cfg, const char *name);
 int64_t keel_config_int(const keel_config *cfg, const char *name);
 bool keel_config_bool(const keel_config *cfg, const char *name);
+/* True if name is a row of this config's table (for shared code that reads optional rows). */
+bool keel_config_has(const keel_config *cfg, const char *name);
 
 /* True if argv holds --help or -h. */
 bool keel_config_wants_help(int argc, char **argv);

@@ -18,10 +18,10 @@ typedef void (*keel_delivery_fn)(void *msg_opaque, rd_kafka_resp_err_t err, int3
 typedef struct keel_producer_options {
     const char *brokers;
     const char *client_id;
-    int queue_max_messages;   /* queue.buffering.max.messages; 0 = 10000 */
-    int queue_max_kbytes;     /* queue.buffering.max.kbytes; 0 = 16384 (16 MiB, not 1 GiB) */
-    int message_timeout_ms;   /* delivery.timeout.ms; 0 = 30000 */
-    int linger_ms;            /* 0 = 5 */
+    int queue_max_messages;       /* queue.buffering.max.messages; 0 = 10000 */
+    int queue_max_kbytes;         /* queue.buffering.max.kbytes; 0 = 16384 (16 MiB, not 1 GiB) */
+    int message_timeout_ms;       /* delivery.timeout.ms; 0 = 30000 */
+    int linger_ms;                /* 0 = 5 */
     keel_delivery_fn on_delivery; /* may be NULL */
 } keel_producer_options;
 
@@ -32,9 +32,19 @@ keel_producer *keel_producer_new(const keel_producer_options *opts, char *err, s
 /* Queues one message. headers (may be NULL) are taken over by the producer on KEEL_OK and
  * left to the caller otherwise. KEEL_ERR_FULL when the local queue is full: poll and try
  * again (back-pressure, never drop). key is the partitioning key. */
-keel_result keel_producer_send(keel_producer *p, const char *topic, const void *key,
-                               size_t key_len, const void *payload, size_t len,
-                               rd_kafka_headers_t *headers, void *msg_opaque);
+keel_result keel_producer_send(keel_producer *p, const char *topic, const void *key, size_t key_len,
+                               const void *payload, size_t len, rd_kafka_headers_t *headers,
+                               void *msg_opaque);
+/* Sends one message and waits up to timeout_ms for its own delivery report, for records that
+ * must be durable before the caller moves on (dead letters). KEEL_OK once the broker
+ * acknowledged it; KEEL_ERR_TIMEOUT when no report came in time (it may still be delivered
+ * later); KEEL_ERR_FULL, KEEL_ERR_TRANSIENT or KEEL_ERR when queueing or delivery failed, with
+ * the reason in err. headers (may be NULL) stay the caller's: a copy is sent. on_delivery is
+ * not called for this message; other messages' callbacks are served while it waits. */
+keel_result keel_producer_send_wait(keel_producer *p, const char *topic, const void *key,
+                                    size_t key_len, const void *payload, size_t len,
+                                    const rd_kafka_headers_t *headers, int timeout_ms, char *err,
+                                    size_t err_len);
 /* Serves delivery callbacks for up to timeout_ms. */
 void keel_producer_poll(keel_producer *p, int timeout_ms);
 /* Waits until every queued message got its delivery callback, or timeout:

@@ -1,0 +1,81 @@
+/* The start-up every keel service shares: --help, configuration, logging, signals, libcurl. */
+#include "keel/service.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keel/http_client.h"
+#include "keel/log.h"
+#include "keel/shutdown.h"
+
+keel_config *keel_service_start(int argc, char **argv, const char *service, const char *summary,
+                                const keel_config_spec *specs, size_t count)
+{
+    if (keel_config_wants_help(argc, argv)) {
+        keel_config_print_help(stdout, argc > 0 && argv[0] != NULL ? argv[0] : service, summary,
+                               specs, count);
+        exit(0);
+    }
+
+    /* Log at info until the configured level is known, so a configuration error is a JSON
+     * line like every other. */
+    keel_log_init(service, KEEL_LOG_INFO);
+
+    char err[512];
+    keel_config *cfg = keel_config_load(specs, count, err, sizeof err);
+    if (cfg == NULL) {
+        keel_log_error("configuration error: %s (run with --help to list every variable)", err);
+        exit(2);
+    }
+
+    keel_log_level level = KEEL_LOG_INFO;
+    if (keel_config_has(cfg, "KEEL_LOG_LEVEL")) {
+        const char *text = keel_config_string(cfg, "KEEL_LOG_LEVEL");
+        if (!keel_log_level_parse(text, &level)) {
+            keel_log_error("configuration error: KEEL_LOG_LEVEL=\"%s\" is not a log level; use "
+                           "debug, info, warn or error",
+                           text);
+            keel_config_free(cfg);
+            cfg = NULL;
+            exit(2);
+        }
+    }
+    keel_log_init(service, level);
+
+    keel_shutdown_install();
+    keel_http_client_global_init();
+
+    keel_log_info("%s starting as %s", service, keel_service_instance_id(cfg));
+    keel_config_log(cfg);
+    return cfg;
+}
+
+static pthread_mutex_t service_id_lock = PTHREAD_MUTEX_INITIALIZER;
+static char service_id[300];
+
+const char *keel_service_instance_id(const keel_config *cfg)
+{
+    pthread_mutex_lock(&service_id_lock);
+    /* Computed once: the id names this process in logs and locks, so it must not change. */
+    if (service_id[0] == '\0') {
+        const char *configured = NULL;
+        if (cfg != NULL && keel_config_has(cfg, "KEEL_INSTANCE_ID")) {
+            configured = keel_config_string(cfg, "KEEL_INSTANCE_ID");
+        }
+        if (configured != NULL && configured[0] != '\0') {
+            snprintf(service_id, sizeof service_id, "%s", configured);
+        } else {
+            char host[256];
+            if (gethostname(host, sizeof host) != 0) {
+                snprintf(host, sizeof host, "unknown-host");
+            }
+            host[sizeof host - 1] = '\0';
+            snprintf(service_id, sizeof service_id, "%s-%ld", host, (long)getpid());
+        }
+    }
+    pthread_mutex_unlock(&service_id_lock);
+    return service_id;
+}

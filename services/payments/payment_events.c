@@ -1,0 +1,71 @@
+/* Packs PaymentSucceeded / PaymentFailed and hands them to the transactional outbox. */
+#include "payment_events.h"
+
+#include <stdlib.h>
+
+#include "keel/clock.h"
+#include "keel/cloudevents.h"
+#include "keel/log.h"
+#include "keel/outbox.h"
+#include "keel/v1/payments.pb-c.h"
+
+static keel_result insert_packed(keel_db *db, const char *topic, const payments_payment *p,
+                                 const char *type, const ProtobufCMessage *msg)
+{
+    keel_result rc = KEEL_ERR;
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    /* One spare byte so an empty message still gets a real buffer. */
+    uint8_t *buf = malloc(len + 1);
+    if (buf == NULL) {
+        keel_log_error("out of memory packing %s for payment %s", type, p->id);
+        goto done;
+    }
+    protobuf_c_message_pack(msg, buf);
+    keel_cloudevent ce;
+    keel_cloudevent_init(&ce, PAYMENTS_EVENT_SOURCE, type,
+                         p->traceparent[0] != '\0' ? p->traceparent : NULL);
+    keel_outbox_message out = {
+        .topic = topic,
+        .key = p->id,
+        .payload = buf,
+        .payload_len = len,
+        .ce = &ce,
+    };
+    rc = keel_outbox_insert(db, &out);
+done:
+    free(buf);
+    buf = NULL;
+    return rc;
+}
+
+keel_result payments_events_succeeded(keel_db *db, const char *topic, const payments_payment *p,
+                                      const char *provider, const char *provider_charge_id)
+{
+    char now[KEEL_RFC3339_LEN];
+    Keel__V1__PaymentSucceeded ev = KEEL__V1__PAYMENT_SUCCEEDED__INIT;
+    ev.payment_id = (char *)p->id;
+    ev.merchant_id = p->merchant_id;
+    ev.amount = p->amount;
+    ev.currency = (char *)p->currency;
+    ev.provider = (char *)provider;
+    ev.provider_charge_id = (char *)(provider_charge_id != NULL ? provider_charge_id : "");
+    ev.succeeded_at = keel_clock_format_rfc3339(keel_clock_now_ms(), now);
+    return insert_packed(db, topic, p, PAYMENTS_EVENT_SUCCEEDED, &ev.base);
+}
+
+keel_result payments_events_failed(keel_db *db, const char *topic, const payments_payment *p,
+                                   const char *provider, const char *failure_code,
+                                   const char *failure_message)
+{
+    char now[KEEL_RFC3339_LEN];
+    Keel__V1__PaymentFailed ev = KEEL__V1__PAYMENT_FAILED__INIT;
+    ev.payment_id = (char *)p->id;
+    ev.merchant_id = p->merchant_id;
+    ev.amount = p->amount;
+    ev.currency = (char *)p->currency;
+    ev.failure_code = (char *)failure_code;
+    ev.failure_message = (char *)(failure_message != NULL ? failure_message : "");
+    ev.failed_at = keel_clock_format_rfc3339(keel_clock_now_ms(), now);
+    ev.provider = (char *)(provider != NULL ? provider : "");
+    return insert_packed(db, topic, p, PAYMENTS_EVENT_FAILED, &ev.base);
+}
