@@ -11,10 +11,10 @@
 #define KEEL_TRACEPARENT_LEN 56 /* "00-" 32 hex "-" 16 hex "-01" and NUL */
 
 typedef struct keel_cloudevent {
-    char id[64];      /* ce_id: a UUIDv7, unique per event */
-    char source[128]; /* ce_source, e.g. "/keel/gateway" */
-    char type[128];   /* ce_type, e.g. "keel.v1.PaymentRequested" */
-    char time[KEEL_RFC3339_LEN]; /* ce_time, RFC 3339 UTC */
+    char id[64];                            /* ce_id: a UUIDv7, unique per event */
+    char source[128];                       /* ce_source, e.g. "/keel/gateway" */
+    char type[128];                         /* ce_type, e.g. "keel.v1.PaymentRequested" */
+    char time[KEEL_RFC3339_LEN];            /* ce_time, RFC 3339 UTC */
     char traceparent[KEEL_TRACEPARENT_LEN]; /* W3C traceparent; "" when absent */
 } keel_cloudevent;
 

@@ -15,7 +15,7 @@ typedef enum keel_config_type {
 
 /* One row of a service's configuration table. */
 typedef struct keel_config_spec {
-    const char *name;          /* the environment variable, e.g. "KEEL_HTTP_PORT" */
+    const char *name; /* the environment variable, e.g. "KEEL_HTTP_PORT" */
     keel_config_type type;
     const char *default_value; /* NULL: the variable is required */
     const char *help;          /* one line, printed by --help */

@@ -24,25 +24,25 @@ typedef struct keel_message {
 } keel_message;
 
 typedef enum keel_handle_result {
-    KEEL_HANDLE_OK = 0,   /* effect durable (or a duplicate): commit the offset */
-    KEEL_HANDLE_RETRY,    /* transient (db or broker away): retry this record, forever, with
-                             backoff, never skipping it */
-    KEEL_HANDLE_POISON,   /* can never succeed (undecodable, invalid, unknown type or
-                             version): to the DLQ with the reason, then commit */
+    KEEL_HANDLE_OK = 0, /* effect durable (or a duplicate): commit the offset */
+    KEEL_HANDLE_RETRY,  /* transient (db or broker away): retry this record, forever, with
+                           backoff, never skipping it */
+    KEEL_HANDLE_POISON, /* can never succeed (undecodable, invalid, unknown type or
+                           version): to the DLQ with the reason, then commit */
 } keel_handle_result;
 
 /* Handles one record; on KEEL_HANDLE_POISON writes the reason into reason. The trace id of
  * the record is set for logging while it runs. */
-typedef keel_handle_result (*keel_message_handler)(const keel_message *msg, void *ctx,
-                                                   char *reason, size_t reason_len);
+typedef keel_handle_result (*keel_message_handler)(const keel_message *msg, void *ctx, char *reason,
+                                                   size_t reason_len);
 
 typedef struct keel_consume_options {
     keel_consumer *consumer;
     keel_producer *dlq_producer; /* used to write <topic>.dlq */
     keel_message_handler handler;
     void *ctx;
-    const char *name;            /* for logs and metrics labels, e.g. "payments" */
-    keel_backoff retry;          /* for RETRY; zeros = 50 ms base, 5 s cap */
+    const char *name;   /* for logs and metrics labels, e.g. "payments" */
+    keel_backoff retry; /* for RETRY; zeros = 50 ms base, 5 s cap */
 } keel_consume_options;
 
 /* Runs until shutdown is requested; returns 0. A record with missing or invalid CloudEvents

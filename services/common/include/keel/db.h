@@ -55,7 +55,7 @@ typedef keel_result (*keel_db_tx_fn)(keel_db *db, void *arg);
 
 typedef struct keel_db_tx_options {
     keel_db_isolation isolation;
-    int max_attempts; /* 0 = 10 */
+    int max_attempts;        /* 0 = 10 */
     int64_t base_backoff_ms; /* 0 = 20 */
     int64_t cap_backoff_ms;  /* 0 = 2000 */
 } keel_db_tx_options;

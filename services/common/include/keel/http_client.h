@@ -16,23 +16,23 @@ typedef enum keel_http_failure {
 } keel_http_failure;
 
 typedef struct keel_http_call {
-    const char *method;       /* "GET", "POST", ... */
+    const char *method; /* "GET", "POST", ... */
     const char *url;
     const char *const *headers; /* NULL-terminated "Name: value" strings, or NULL */
-    const char *body;         /* may be NULL */
+    const char *body;           /* may be NULL */
     size_t body_len;
-    long connect_timeout_ms;  /* 0 = 1000 */
-    long total_timeout_ms;    /* 0 = 5000 */
+    long connect_timeout_ms;   /* 0 = 1000 */
+    long total_timeout_ms;     /* 0 = 5000 */
     size_t max_response_bytes; /* 0 = 1 MiB */
 } keel_http_call;
 
 typedef struct keel_http_result {
     keel_http_failure failure;
-    long status;        /* the HTTP status when failure == KEEL_HTTP_OK */
-    char *body;         /* malloc'd, NUL-terminated; NULL when none. Free with _result_clear */
+    long status; /* the HTTP status when failure == KEEL_HTTP_OK */
+    char *body;  /* malloc'd, NUL-terminated; NULL when none. Free with _result_clear */
     size_t body_len;
     char retry_after[64]; /* the Retry-After header if present, else "" */
-    char error[256];    /* a human-readable reason when failure != KEEL_HTTP_OK */
+    char error[256];      /* a human-readable reason when failure != KEEL_HTTP_OK */
 } keel_http_result;
 
 /* One-time global init (curl_global_init); call once in main before threads start. */

@@ -13,12 +13,12 @@ typedef struct keel_http_request keel_http_request;
 typedef struct keel_http_response keel_http_response;
 
 typedef struct keel_http_server_options {
-    const char *address;          /* e.g. "127.0.0.1"; NULL = 0.0.0.0 */
-    uint16_t port;                /* 0 = pick a free port (see keel_http_server_port) */
-    unsigned threads;             /* libmicrohttpd internal thread pool size; 0 = 4 */
-    size_t max_body_bytes;        /* larger bodies get 413 before the handler runs; 0 = 1 MiB */
-    unsigned connection_timeout_s; /* idle connections are closed after this; 0 = 30 */
-    unsigned max_connections;     /* 0 = 1024 */
+    const char *address;             /* e.g. "127.0.0.1"; NULL = 0.0.0.0 */
+    uint16_t port;                   /* 0 = pick a free port (see keel_http_server_port) */
+    unsigned threads;                /* libmicrohttpd internal thread pool size; 0 = 4 */
+    size_t max_body_bytes;           /* larger bodies get 413 before the handler runs; 0 = 1 MiB */
+    unsigned connection_timeout_s;   /* idle connections are closed after this; 0 = 30 */
+    unsigned max_connections;        /* 0 = 1024 */
     unsigned max_connections_per_ip; /* 0 = unlimited */
     /* /readyz answers 200 only when this returns true (NULL: always ready). */
     bool (*ready)(void *ctx);

@@ -28,11 +28,11 @@ keel_metric *keel_metrics_histogram(keel_metrics *m, const char *name, const cha
                                     const char *labels, const double *bounds, size_t nbounds);
 
 /* Lock-free updates, safe from any thread. */
-void keel_metric_inc(keel_metric *c);              /* counter += 1 */
-void keel_metric_add(keel_metric *c, double v);    /* counter/gauge += v (v >= 0 for counters) */
-void keel_metric_set(keel_metric *g, double v);    /* gauge = v */
+void keel_metric_inc(keel_metric *c);               /* counter += 1 */
+void keel_metric_add(keel_metric *c, double v);     /* counter/gauge += v (v >= 0 for counters) */
+void keel_metric_set(keel_metric *g, double v);     /* gauge = v */
 void keel_metric_observe(keel_metric *h, double v); /* histogram sample */
-double keel_metric_value(const keel_metric *c);    /* counter or gauge value, for tests */
+double keel_metric_value(const keel_metric *c);     /* counter or gauge value, for tests */
 
 /* Renders the registry in Prometheus text exposition format 0.0.4: # HELP and # TYPE once
  * per name, series sorted by name then labels, histograms with _bucket{le=...}, _sum and

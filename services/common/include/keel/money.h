@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 typedef struct keel_currency {
-    const char *code;  /* lowercase ISO 4217 alpha code, e.g. "usd" */
-    int exponent;      /* minor units per major unit = 10^exponent: usd 2, jpy 0, kwd 3 */
+    const char *code;   /* lowercase ISO 4217 alpha code, e.g. "usd" */
+    int exponent;       /* minor units per major unit = 10^exponent: usd 2, jpy 0, kwd 3 */
     int64_t max_amount; /* the largest amount accepted, in minor units */
 } keel_currency;
 

@@ -26,14 +26,14 @@ typedef struct keel_outbox_message {
 keel_result keel_outbox_insert(keel_db *db, const keel_outbox_message *msg);
 
 typedef struct keel_outbox_relay_options {
-    const char *conninfo;   /* the relay keeps its own connection: it holds the lock */
+    const char *conninfo; /* the relay keeps its own connection: it holds the lock */
     const char *password;
     const char *brokers;
-    const char *service;    /* names the advisory lock and the producer's client id */
+    const char *service; /* names the advisory lock and the producer's client id */
     const char *instance_id;
-    int batch_size;         /* rows read per round; 0 = 500 */
-    int poll_interval_ms;   /* safety-net poll when no NOTIFY arrives; 0 = 1000 */
-    int leader_retry_ms;    /* how often a follower tries to take the lock; 0 = 1000 */
+    int batch_size;       /* rows read per round; 0 = 500 */
+    int poll_interval_ms; /* safety-net poll when no NOTIFY arrives; 0 = 1000 */
+    int leader_retry_ms;  /* how often a follower tries to take the lock; 0 = 1000 */
 } keel_outbox_relay_options;
 
 typedef struct keel_outbox_relay keel_outbox_relay;

@@ -7,28 +7,33 @@
 #include "keel/config.h"
 
 /* Rows every service has; put them first in the service's own table. */
-#define KEEL_SERVICE_CONFIG_SPECS                                                               \
-    {"KEEL_LOG_LEVEL", KEEL_CONFIG_STRING, "info", "log level: debug, info, warn or error",    \
-     false},                                                                                    \
-        {"KEEL_HTTP_ADDRESS", KEEL_CONFIG_STRING, "127.0.0.1",                                 \
-         "address the HTTP server (API, /metrics, /healthz, /readyz) listens on", false},       \
-        {"KEEL_HTTP_THREADS", KEEL_CONFIG_INT, "4", "HTTP server worker threads", false},      \
-        {"KEEL_INSTANCE_ID", KEEL_CONFIG_STRING, "",                                           \
-         "this instance's name in logs and locks; empty = <hostname>-<pid>", false}
+#define KEEL_SERVICE_CONFIG_SPECS                                                                  \
+    {"KEEL_LOG_LEVEL", KEEL_CONFIG_STRING, "info", "log level: debug, info, warn or error",        \
+     false},                                                                                       \
+        {"KEEL_HTTP_ADDRESS", KEEL_CONFIG_STRING, "127.0.0.1",                                     \
+         "address the HTTP server (API, /metrics, /healthz, /readyz) listens on", false},          \
+        {"KEEL_HTTP_THREADS", KEEL_CONFIG_INT, "4", "HTTP server worker threads", false},          \
+    {                                                                                              \
+        "KEEL_INSTANCE_ID", KEEL_CONFIG_STRING, "",                                                \
+            "this instance's name in logs and locks; empty = <hostname>-<pid>", false              \
+    }
 
 /* Rows of a service that owns a database. */
-#define KEEL_SERVICE_DB_CONFIG_SPECS                                                            \
-    {"KEEL_DATABASE_URL", KEEL_CONFIG_STRING, NULL,                                            \
-     "libpq URL of this service's own database, without the password", false},               \
-        {"KEEL_DATABASE_PASSWORD", KEEL_CONFIG_STRING, "",                                     \
-         "password of the service's database role (or KEEL_DATABASE_PASSWORD_FILE)", true},    \
-        {"KEEL_DATABASE_POOL_SIZE", KEEL_CONFIG_INT, "8", "database connections in the pool", \
-         false}
+#define KEEL_SERVICE_DB_CONFIG_SPECS                                                               \
+    {"KEEL_DATABASE_URL", KEEL_CONFIG_STRING, NULL,                                                \
+     "libpq URL of this service's own database, without the password", false},                     \
+        {"KEEL_DATABASE_PASSWORD", KEEL_CONFIG_STRING, "",                                         \
+         "password of the service's database role (or KEEL_DATABASE_PASSWORD_FILE)", true},        \
+    {                                                                                              \
+        "KEEL_DATABASE_POOL_SIZE", KEEL_CONFIG_INT, "8", "database connections in the pool", false \
+    }
 
 /* Rows of a service that talks to Kafka. */
-#define KEEL_SERVICE_KAFKA_CONFIG_SPECS                                                         \
-    {"KEEL_KAFKA_BROKERS", KEEL_CONFIG_STRING, "127.0.0.1:9092",                               \
-     "Kafka bootstrap servers, comma-separated", false}
+#define KEEL_SERVICE_KAFKA_CONFIG_SPECS                                                            \
+    {                                                                                              \
+        "KEEL_KAFKA_BROKERS", KEEL_CONFIG_STRING, "127.0.0.1:9092",                                \
+            "Kafka bootstrap servers, comma-separated", false                                      \
+    }
 
 /* Handles --help (prints the table, exits 0), loads the configuration (on error prints the
  * reason to stderr and exits 2), initialises logging from KEEL_LOG_LEVEL, installs the
