@@ -56,40 +56,6 @@ static bool pool_ready(void *ctx)
     return keel_db_pool_ping(ctx);
 }
 
-static const char *password_of(const keel_config *cfg)
-{
-    const char *pw = keel_config_string(cfg, "KEEL_DATABASE_PASSWORD");
-    return pw[0] != '\0' ? pw : NULL;
-}
-
-/* Applies libkeel's tables, then the gateway's, on a connection of its own. */
-static bool apply_migrations(const keel_config *cfg)
-{
-    char err[512];
-    bool ok = false;
-    keel_db *db = keel_db_new(keel_config_string(cfg, "KEEL_DATABASE_URL"), password_of(cfg),
-                              SERVICE "-migrate");
-    keel_result r = keel_db_connect(db, keel_config_int(cfg, "KEEL_GATEWAY_STARTUP_DB_TIMEOUT_MS"));
-    if (r != KEEL_OK) {
-        keel_log_error("cannot connect to KEEL_DATABASE_URL (%s); check that PostgreSQL is up "
-                       "and the URL and password are right",
-                       keel_result_name(r));
-        goto done;
-    }
-    if (keel_migrate_apply(db, "libkeel", keel_common_migrations, keel_common_migrations_count, err,
-                           sizeof(err)) != KEEL_OK ||
-        keel_migrate_apply(db, "gateway", gateway_migrations, gateway_migrations_count, err,
-                           sizeof(err)) != KEEL_OK) {
-        keel_log_error("migrations failed: %s", err);
-        goto done;
-    }
-    ok = true;
-done:
-    keel_db_free(db);
-    db = NULL;
-    return ok;
-}
-
 int main(int argc, char **argv)
 {
     keel_config *cfg = keel_service_start(argc, argv, SERVICE,
@@ -110,15 +76,16 @@ int main(int argc, char **argv)
     char err[512];
     int exit_code = 1;
 
-    if (!apply_migrations(cfg)) {
+    if (!keel_service_migrate(cfg, "gateway", gateway_migrations, gateway_migrations_count,
+                              keel_config_int(cfg, "KEEL_GATEWAY_STARTUP_DB_TIMEOUT_MS"))) {
         goto done;
     }
-    pool = keel_db_pool_new(url, password_of(cfg), SERVICE,
+    pool = keel_db_pool_new(url, keel_service_db_password(cfg), SERVICE,
                             (int)keel_config_int(cfg, "KEEL_DATABASE_POOL_SIZE"));
 
     keel_outbox_relay_options relay_opts = {
         .conninfo = url,
-        .password = password_of(cfg),
+        .password = keel_service_db_password(cfg),
         .brokers = brokers,
         .service = "gateway",
         .instance_id = instance,
@@ -148,7 +115,7 @@ int main(int argc, char **argv)
         keel_log_error("cannot create the dead-letter producer: %s", err);
         goto done;
     }
-    consumer_db = keel_db_new(url, password_of(cfg), SERVICE "-consumer");
+    consumer_db = keel_db_new(url, keel_service_db_password(cfg), SERVICE "-consumer");
     gateway_events_init(&events, consumer_db);
     ct.opts = (keel_consume_options){
         .consumer = consumer,

@@ -73,12 +73,6 @@ static bool pool_ready(void *ctx)
     return !keel_shutdown_requested() && keel_db_pool_ping(ctx);
 }
 
-static const char *password_of(const keel_config *cfg)
-{
-    const char *pw = keel_config_string(cfg, "KEEL_DATABASE_PASSWORD");
-    return pw[0] != '\0' ? pw : NULL;
-}
-
 /* Checks the numbers the table cannot: ranges, and the lease against the provider timeout. */
 static bool check_config(const keel_config *cfg)
 {
@@ -127,35 +121,6 @@ static bool check_config(const keel_config *cfg)
     return true;
 }
 
-/* Applies libkeel's tables, then the payments tables, on a connection of its own. */
-static bool apply_migrations(const keel_config *cfg)
-{
-    char err[512];
-    bool ok = false;
-    keel_db *db = keel_db_new(keel_config_string(cfg, "KEEL_DATABASE_URL"), password_of(cfg),
-                              SERVICE "-migrate");
-    keel_result r =
-        keel_db_connect(db, keel_config_int(cfg, "KEEL_PAYMENTS_STARTUP_DB_TIMEOUT_MS"));
-    if (r != KEEL_OK) {
-        keel_log_error("cannot connect to KEEL_DATABASE_URL (%s); check that PostgreSQL is up "
-                       "and the URL and password are right",
-                       keel_result_name(r));
-        goto done;
-    }
-    if (keel_migrate_apply(db, "libkeel", keel_common_migrations, keel_common_migrations_count, err,
-                           sizeof(err)) != KEEL_OK ||
-        keel_migrate_apply(db, "payments", payments_migrations, payments_migrations_count, err,
-                           sizeof(err)) != KEEL_OK) {
-        keel_log_error("migrations failed: %s", err);
-        goto done;
-    }
-    ok = true;
-done:
-    keel_db_free(db);
-    db = NULL;
-    return ok;
-}
-
 int main(int argc, char **argv)
 {
     keel_config *cfg = keel_service_start(
@@ -193,10 +158,11 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto done;
     }
-    if (!apply_migrations(cfg)) {
+    if (!keel_service_migrate(cfg, "payments", payments_migrations, payments_migrations_count,
+                              keel_config_int(cfg, "KEEL_PAYMENTS_STARTUP_DB_TIMEOUT_MS"))) {
         goto done;
     }
-    pool = keel_db_pool_new(url, password_of(cfg), SERVICE,
+    pool = keel_db_pool_new(url, keel_service_db_password(cfg), SERVICE,
                             (int)keel_config_int(cfg, "KEEL_DATABASE_POOL_SIZE"));
     if (pool == NULL) {
         keel_log_error("cannot create the database pool");
@@ -205,7 +171,7 @@ int main(int argc, char **argv)
 
     keel_outbox_relay_options relay_opts = {
         .conninfo = url,
-        .password = password_of(cfg),
+        .password = keel_service_db_password(cfg),
         .brokers = brokers,
         .service = "payments",
         .instance_id = instance,

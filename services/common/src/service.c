@@ -1,6 +1,10 @@
 /* The start-up every keel service shares: --help, configuration, logging, signals, libcurl. */
 #include "keel/service.h"
 
+#include "keel/db.h"
+#include "keel/error.h"
+#include "keel/log.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,4 +82,39 @@ const char *keel_service_instance_id(const keel_config *cfg)
     }
     pthread_mutex_unlock(&service_id_lock);
     return service_id;
+}
+
+const char *keel_service_db_password(const keel_config *cfg)
+{
+    const char *pw = keel_config_string(cfg, "KEEL_DATABASE_PASSWORD");
+    return pw[0] != '\0' ? pw : NULL;
+}
+
+bool keel_service_migrate(const keel_config *cfg, const char *component, const keel_migration *list,
+                          size_t count, int64_t connect_timeout_ms)
+{
+    char err[512];
+    char app_name[128];
+    bool ok = false;
+    snprintf(app_name, sizeof app_name, "%s-migrate", component);
+    keel_db *db = keel_db_new(keel_config_string(cfg, "KEEL_DATABASE_URL"),
+                              keel_service_db_password(cfg), app_name);
+    keel_result r = keel_db_connect(db, connect_timeout_ms);
+    if (r != KEEL_OK) {
+        keel_log_error("cannot connect to KEEL_DATABASE_URL (%s); check that PostgreSQL is up "
+                       "and the URL and password are right",
+                       keel_result_name(r));
+        goto done;
+    }
+    if (keel_migrate_apply(db, "libkeel", keel_common_migrations, keel_common_migrations_count, err,
+                           sizeof(err)) != KEEL_OK ||
+        keel_migrate_apply(db, component, list, count, err, sizeof(err)) != KEEL_OK) {
+        keel_log_error("migrations failed: %s", err);
+        goto done;
+    }
+    ok = true;
+done:
+    keel_db_free(db);
+    db = NULL;
+    return ok;
 }

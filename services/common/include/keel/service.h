@@ -2,9 +2,12 @@
 #ifndef KEEL_SERVICE_H
 #define KEEL_SERVICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "keel/config.h"
+#include "keel/migrate.h"
 
 /* Rows every service has; put them first in the service's own table. */
 #define KEEL_SERVICE_CONFIG_SPECS                                                                  \
@@ -44,5 +47,15 @@ keel_config *keel_service_start(int argc, char **argv, const char *service, cons
 
 /* KEEL_INSTANCE_ID, or "<hostname>-<pid>" when it is empty. Points into static storage. */
 const char *keel_service_instance_id(const keel_config *cfg);
+
+/* KEEL_DATABASE_PASSWORD, or NULL when it is empty (libpq then uses its usual sources). */
+const char *keel_service_db_password(const keel_config *cfg);
+
+/* Opens a connection of its own to KEEL_DATABASE_URL (waiting up to connect_timeout_ms for
+ * PostgreSQL), applies libkeel's migrations and then the service's (component = the
+ * service's short name), and closes it. Logs what failed and what to check; returns false
+ * then, and the caller exits non-zero. */
+bool keel_service_migrate(const keel_config *cfg, const char *component, const keel_migration *list,
+                          size_t count, int64_t connect_timeout_ms);
 
 #endif
