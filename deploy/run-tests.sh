@@ -12,13 +12,14 @@ fi
 BUILD="$(cd "$1" 2>/dev/null && pwd)" || keel_die "build folder '$1' does not exist; run make build-test first"
 [[ -d "$BUILD/bin" ]] || keel_die "$BUILD/bin does not exist; run make build-test first"
 
-export KEEL_STACK=test
+# KEEL_TEST_STACK / KEEL_PORT_BASE let several developers' test stacks share one machine.
+export KEEL_STACK="${KEEL_TEST_STACK:-test}"
 export KEEL_BIN_DIR="$BUILD/bin"
 # Everything started from here (the stack's services too) stops at the first leak or UB.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 STACK_SH="$KEEL_REPO/deploy/local/stack.sh"
-STATE="$KEEL_REPO/.keel/test"
+STATE="$KEEL_REPO/.keel/$KEEL_STACK"
 
 print_logs() {
     local f n
@@ -74,7 +75,9 @@ psql -X -q "$KEEL_TEST_DATABASE_URL" -tAc "SELECT 1" >/dev/null ||
 echo "run-tests: ctest in $BUILD"
 # ctest runs in its own session so that an interrupt or a CI timeout (SIGTERM to this
 # script) stops it and every test it started at once, instead of after the running test.
-setsid ctest --test-dir "$BUILD" --output-on-failure -j2 &
+# KEEL_CTEST_ARGS (e.g. "-R integration.2") narrows a developer's run; CI leaves it empty.
+# shellcheck disable=SC2086
+setsid ctest --test-dir "$BUILD" --output-on-failure -j2 ${KEEL_CTEST_ARGS:-} &
 CTEST_PID=$!
 trap 'kill -TERM -- -"$CTEST_PID" 2>/dev/null; exit 130' INT
 trap 'kill -TERM -- -"$CTEST_PID" 2>/dev/null; exit 143' TERM
