@@ -191,6 +191,7 @@ keel_http_failure keel_http_client_do(const keel_http_call *call, keel_http_resu
 
     http_client_sink sink = {.max = max_bytes, .out = out};
     struct curl_slist *headers = NULL;
+    struct curl_slist *connect_to = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
     CURL *easy = NULL;
 
@@ -226,6 +227,27 @@ keel_http_failure keel_http_client_do(const keel_http_call *call, keel_http_resu
         goto done;
     }
 
+    if (call->connect_address != NULL) {
+        /* "::ADDR:" matches every host and port of the URL and connects to ADDR on the URL's
+         * port: no name is resolved at all. */
+        char entry[80];
+        bool v6 = strchr(call->connect_address, ':') != NULL;
+        if (strlen(call->connect_address) > 64 || strpbrk(call->connect_address, "[]/ ") != NULL) {
+            out->failure = KEEL_HTTP_NOT_SENT;
+            http_client_set_error(out, "%s %s: connect address \"%.64s\" is not an IP literal",
+                                  method, url_log, call->connect_address);
+            goto done;
+        }
+        snprintf(entry, sizeof entry, v6 ? "::[%s]:" : "::%s:", call->connect_address);
+        connect_to = curl_slist_append(NULL, entry);
+        if (connect_to == NULL) {
+            out->failure = KEEL_HTTP_NOT_SENT;
+            http_client_set_error(out, "%s %s: out of memory pinning the address", method, url_log);
+            goto done;
+        }
+        curl_easy_setopt(easy, CURLOPT_CONNECT_TO, connect_to);
+        curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
+    }
     curl_easy_setopt(easy, CURLOPT_URL, call->url);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
@@ -279,6 +301,8 @@ done:
     sink.buf = NULL;
     curl_slist_free_all(headers);
     headers = NULL;
+    curl_slist_free_all(connect_to);
+    connect_to = NULL;
     if (easy != NULL) {
         curl_easy_cleanup(easy);
         easy = NULL;

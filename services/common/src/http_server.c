@@ -105,6 +105,7 @@ typedef struct http_exchange {
     size_t body_len;
     size_t body_cap;
     bool too_large;
+    bool headers_too_large;
     size_t drained;
     bool responded;
 } http_exchange;
@@ -387,6 +388,25 @@ const char *keel_http_request_header(const keel_http_request *req, const char *n
 const char *keel_http_request_query(const keel_http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+typedef struct http_query_walk {
+    keel_http_query_fn fn;
+    void *ctx;
+} http_query_walk;
+
+static enum MHD_Result http_query_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    http_query_walk *walk = cls;
+    (void)kind;
+    return walk->fn(walk->ctx, key, value) ? MHD_YES : MHD_NO;
+}
+
+void keel_http_request_query_each(const keel_http_request *req, keel_http_query_fn fn, void *ctx)
+{
+    http_query_walk walk = {fn, ctx};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, http_query_visit, &walk);
 }
 
 const char *keel_http_request_body(const keel_http_request *req, size_t *len)
@@ -702,6 +722,13 @@ static enum MHD_Result http_dispatch(http_exchange *ex, struct MHD_Connection *c
 {
     char msg[256];
     keel_http_response resp = {0};
+    if (ex->headers_too_large) {
+        snprintf(msg, sizeof msg,
+                 "the request line and headers are larger than the limit of %zu bytes",
+                 ex->srv->opts.max_header_bytes);
+        return http_send_error(ex, conn, method, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+                               "headers_too_large", msg);
+    }
     if (ex->too_large) {
         snprintf(msg, sizeof msg, "the request body is larger than the limit of %zu bytes",
                  ex->srv->opts.max_body_bytes);
@@ -755,6 +782,26 @@ static enum MHD_Result http_dispatch(http_exchange *ex, struct MHD_Connection *c
         keel_log_set_trace_id(NULL);
     }
     return http_send(ex, conn, method, &resp);
+}
+
+static enum MHD_Result http_header_size_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                              const char *value)
+{
+    size_t *total = cls;
+    (void)kind;
+    /* "Name: value\r\n" as sent. */
+    *total += strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* The size of the request line (query string included) and headers as the client sent
+ * them, near enough: MHD has already decoded and unfolded them. */
+static size_t http_header_bytes(struct MHD_Connection *conn, const char *method, const char *url)
+{
+    size_t total = strlen(method) + strlen(url) + 12;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, http_header_size_visit, &total);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, http_header_size_visit, &total);
+    return total;
 }
 
 /* Appends data to the exchange's body, switching to drain mode past the limit. */
@@ -812,6 +859,11 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, c
         clock_gettime(CLOCK_MONOTONIC, &ex->started);
         *con_cls = ex;
         http_exchange_match(ex, method, url);
+        if (srv->opts.max_header_bytes > 0 &&
+            http_header_bytes(conn, method, url) > srv->opts.max_header_bytes) {
+            ex->headers_too_large = true;
+            return http_dispatch(ex, conn, url, method);
+        }
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl != NULL) {
@@ -852,6 +904,10 @@ static void http_on_completed(void *cls, struct MHD_Connection *conn, void **con
     free(ex);
     *con_cls = NULL;
 }
+
+/* The format comes from libmicrohttpd; the attribute tells the compiler it is one. */
+static void http_on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static void http_on_mhd_log(void *cls, const char *fmt, va_list ap)
 {

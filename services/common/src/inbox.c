@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "keel/failpoint.h"
 #include "keel/log.h"
 
 keel_result keel_inbox_claim(keel_db *db, const char *consumer, const char *event_id)
@@ -45,5 +46,6 @@ keel_result keel_inbox_claim(keel_db *db, const char *consumer, const char *even
         rc = KEEL_ERR_CONFLICT;
     }
     PQclear(res);
+    KEEL_FAILPOINT("inbox.after_claim"); /* claimed, effect and commit still to come */
     return rc;
 }

@@ -702,6 +702,50 @@ static keel_result kafka_admin_result(rd_kafka_resp_err_t e)
     }
 }
 
+/* A topic just created answers "not leader for partition" until its partitions have
+ * elected leaders; a caller that produces right after ensure_topics would see that error.
+ * Waits until every partition of every topic has a leader, or the deadline passes. */
+static keel_result kafka_wait_for_leaders(rd_kafka_t *rk, const keel_topic_spec *specs,
+                                          size_t count, int64_t deadline_ms, char *err,
+                                          size_t err_len)
+{
+    int delay_ms = 50;
+    for (;;) {
+        const char *missing = NULL;
+        for (size_t i = 0; i < count && missing == NULL; i++) {
+            rd_kafka_topic_t *t = rd_kafka_topic_new(rk, specs[i].name, NULL);
+            const struct rd_kafka_metadata *md = NULL;
+            if (t == NULL || rd_kafka_metadata(rk, 0, t, &md, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                md->topics[0].partition_cnt == 0) {
+                missing = specs[i].name;
+            } else {
+                for (int p = 0; p < md->topics[0].partition_cnt; p++) {
+                    if (md->topics[0].partitions[p].leader < 0 ||
+                        md->topics[0].partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                        missing = specs[i].name;
+                    }
+                }
+            }
+            if (md != NULL) {
+                rd_kafka_metadata_destroy(md);
+            }
+            if (t != NULL) {
+                rd_kafka_topic_destroy(t);
+            }
+        }
+        if (missing == NULL) {
+            return KEEL_OK;
+        }
+        if (keel_clock_monotonic_ms() + delay_ms > deadline_ms) {
+            kafka_set_err(err, err_len, "topic %s has partitions without a leader", missing);
+            return KEEL_ERR_TIMEOUT;
+        }
+        keel_clock_sleep_ms(delay_ms);
+        delay_ms = delay_ms * 2 > 1000 ? 1000 : delay_ms * 2; /* capped backoff */
+    }
+}
+
 keel_result keel_kafka_ensure_topics(const char *brokers, const keel_topic_spec *specs,
                                      size_t count, int timeout_ms, char *err, size_t err_len)
 {
@@ -720,6 +764,7 @@ keel_result keel_kafka_ensure_topics(const char *brokers, const keel_topic_spec 
     if (timeout_ms <= 0) {
         timeout_ms = 30000;
     }
+    const int64_t start_ms = keel_clock_monotonic_ms();
     conf = kafka_conf_base(brokers, "keel-admin", err, err_len);
     if (conf == NULL) {
         goto done;
@@ -816,6 +861,9 @@ keel_result keel_kafka_ensure_topics(const char *brokers, const keel_topic_spec 
             keel_log_error("kafka: creating topic %s failed: %s: %s", name, rd_kafka_err2name(e),
                            why != NULL ? why : rd_kafka_err2str(e));
         }
+    }
+    if (r == KEEL_OK) {
+        r = kafka_wait_for_leaders(rk, specs, count, start_ms + timeout_ms, err, err_len);
     }
 
 done:

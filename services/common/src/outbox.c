@@ -22,7 +22,7 @@
 #include "keel/retry.h"
 #include "keel/shutdown.h"
 
-#define OUTBOX_CHANNEL "keel_outbox"
+#define OUTBOX_CHANNEL KEEL_OUTBOX_CHANNEL
 
 /* ---- insert --------------------------------------------------------------------------- */
 
@@ -69,14 +69,7 @@ keel_result keel_outbox_insert(keel_db *db, const keel_outbox_message *msg)
     };
     int lengths[8] = {0, 0, (int)msg->payload_len, 0, 0, 0, 0, 0};
     int formats[8] = {0, 0, 1, 0, 0, 0, 0, 0};
-    /* One round trip: the NOTIFY is queued in this transaction and reaches the relay only if
-     * it commits (PostgreSQL folds repeated identical NOTIFYs into one). */
-    PGresult *res = keel_db_exec_bin(
-        db,
-        "WITH ins AS (INSERT INTO outbox (topic, message_key, payload, ce_id, ce_source, "
-        "ce_type, ce_time, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz, $8) "
-        "RETURNING 1) SELECT pg_notify('" OUTBOX_CHANNEL "', '') FROM ins",
-        8, params, lengths, formats);
+    PGresult *res = keel_db_exec_bin(db, KEEL_OUTBOX_INSERT_SQL, 8, params, lengths, formats);
     keel_result rc = keel_db_check(db, res, "outbox insert");
     PQclear(res);
     return rc;

@@ -382,6 +382,30 @@ static void test_retry_after(void **state)
     keel_http_result_clear(&res);
 }
 
+/* A pinned address is connected to whatever the URL's host resolves to (here: nothing). */
+static void test_connect_address_pins(void **state)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://pinned.invalid:%u/hello",
+             (unsigned)keel_http_server_port(*state));
+    keel_http_call call = {.method = "GET", .url = url};
+    keel_http_result res;
+    assert_int_equal(keel_http_client_do(&call, &res), KEEL_HTTP_NOT_SENT);
+    keel_http_result_clear(&res);
+
+    call.connect_address = "127.0.0.1";
+    assert_int_equal(keel_http_client_do(&call, &res), KEEL_HTTP_OK);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(res.body, "{\"hello\":\"world\"}");
+    keel_http_result_clear(&res);
+
+    /* Only a bare IP literal is accepted. */
+    call.connect_address = "[127.0.0.1]";
+    assert_int_equal(keel_http_client_do(&call, &res), KEEL_HTTP_NOT_SENT);
+    assert_non_null(strstr(res.error, "not an IP literal"));
+    keel_http_result_clear(&res);
+}
+
 int main(void)
 {
     keel_log_init("test_http_client", KEEL_LOG_ERROR);
@@ -396,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_transport_error_after_connect),
         cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_connect_address_pins),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

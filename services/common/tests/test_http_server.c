@@ -658,6 +658,68 @@ static void test_free_waits_for_handlers(void **state)
     pthread_join(t, NULL);
 }
 
+static bool test_collect_query(void *ctx, const char *name, const char *value)
+{
+    json_array_append_new(ctx, json_pack("[s,s?]", name, value));
+    return true;
+}
+
+static void handle_query(const keel_http_request *req, keel_http_response *resp, void *ctx)
+{
+    json_t *pairs = json_array();
+    keel_http_request_query_each(req, test_collect_query, pairs);
+    keel_http_respond_json(resp, 200, json_pack("{s:o}", "pairs", pairs));
+}
+
+/* keel_http_request_query_each sees every argument in order, decoded, repeats included; and
+ * max_header_bytes answers 431 with keel's error object, counting headers and query. */
+static void test_query_each_and_header_limit(void **state)
+{
+    keel_http_server_options opts = {.address = "127.0.0.1", .threads = 2, .max_header_bytes = 400};
+    keel_http_server *srv = keel_http_server_new(&opts);
+    char err[256] = "";
+    char big[600];
+    char path[480];
+    const char *headers[] = {big, NULL};
+    test_reply r;
+
+    keel_http_server_route(srv, "GET", "/v1/query", handle_query, NULL);
+    if (keel_http_server_start(srv, err, sizeof err) != 0) {
+        fail_msg("start failed: %s", err);
+    }
+    uint16_t port = keel_http_server_port(srv);
+    test_request(port, "GET", "/v1/query?a=1&b=&c&a=2&created%5Bgte%5D=x%2By", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = test_reply_json(&r);
+    char *pairs = json_dumps(json_object_get(j, "pairs"), JSON_COMPACT);
+    assert_string_equal(
+        pairs,
+        "[[\"a\",\"1\"],[\"b\",\"\"],[\"c\",null],[\"a\",\"2\"],[\"created[gte]\",\"x+y\"]]");
+    free(pairs);
+    json_decref(j);
+    test_reply_clear(&r);
+
+    /* 600 bytes of one header: over the 400-byte limit; 100 bytes: under it. */
+    memset(big, 'h', sizeof big);
+    memcpy(big, "X-Big: ", 7);
+    big[sizeof big - 1] = '\0';
+    test_request_ex(port, "GET", "/v1/query", headers, NULL, 0, false, &r);
+    test_assert_error(&r, 431, "invalid_request_error", "headers_too_large");
+    test_reply_clear(&r);
+    big[100] = '\0';
+    test_request_ex(port, "GET", "/v1/query", headers, NULL, 0, false, &r);
+    assert_int_equal(r.status, 200);
+    test_reply_clear(&r);
+    /* A long query string counts too. */
+    memset(path, 'q', sizeof path);
+    memcpy(path, "/v1/query?q=", 12);
+    path[sizeof path - 1] = '\0';
+    test_request(port, "GET", path, NULL, NULL, &r);
+    test_assert_error(&r, 431, "invalid_request_error", "headers_too_large");
+    test_reply_clear(&r);
+    keel_http_server_free(srv);
+}
+
 int main(void)
 {
     keel_log_init("test_http_server", KEEL_LOG_ERROR);
@@ -675,6 +737,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_traceparent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_waits_for_handlers, setup, teardown),
+        cmocka_unit_test(test_query_each_and_header_limit),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -85,10 +85,10 @@ static void test_common_migrations_apply(void **state)
                                         keel_common_migrations_count, err, sizeof(err)),
                      KEEL_OK);
     assert_int_equal(query_int(db, "SELECT count(*) FROM pg_tables WHERE tablename IN "
-                                   "('outbox', 'inbox')"),
+                                   "('outbox', 'inbox') AND schemaname = current_schema()"),
                      2);
     assert_int_equal(query_int(db, "SELECT count(*) FROM pg_indexes WHERE indexname = "
-                                   "'inbox_processed_at_idx'"),
+                                   "'inbox_processed_at_idx' AND schemaname = current_schema()"),
                      1);
     assert_int_equal(recorded(db, "libkeel"), (long long)keel_common_migrations_count);
     keel_db_free(db);

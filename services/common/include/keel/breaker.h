@@ -13,15 +13,15 @@ typedef enum keel_breaker_state {
 } keel_breaker_state;
 
 typedef struct keel_breaker_options {
-    const char *name;       /* the `breaker` label of its metrics, e.g. "provider_a" */
-    int window_size;        /* the last N calls are judged; 0 = 20 */
-    int min_calls;          /* no verdict before this many calls in the window; 0 = 10 */
-    double failure_rate;    /* open when failures / calls >= this; 0 = 0.5 */
-    double slow_rate;       /* open when slow calls / calls >= this; 0 = 1.0 */
-    int64_t slow_call_ms;   /* a call at least this long is slow; 0 = 2000 */
-    int64_t open_ms;        /* how long it stays open before probing; 0 = 5000 */
-    int half_open_probes;   /* probes let through when half-open; all succeed → closed, any
-                               failure → open again; 0 = 3 */
+    const char *name;     /* the `breaker` label of its metrics, e.g. "provider_a" */
+    int window_size;      /* the last N calls are judged; 0 = 20 */
+    int min_calls;        /* no verdict before this many calls in the window; 0 = 10 */
+    double failure_rate;  /* open when failures / calls >= this; 0 = 0.5 */
+    double slow_rate;     /* open when slow calls / calls >= this; 0 = 1.0 */
+    int64_t slow_call_ms; /* a call at least this long is slow; 0 = 2000 */
+    int64_t open_ms;      /* how long it stays open before probing; 0 = 5000 */
+    int half_open_probes; /* probes let through when half-open; all succeed → closed, any
+                             failure → open again; 0 = 3 */
     /* The clock; NULL = keel_clock_monotonic_ms. For tests. */
     int64_t (*now_ms)(void *ctx);
     void *clock_ctx;
@@ -39,6 +39,10 @@ bool keel_breaker_allow(keel_breaker *b);
 /* Records the result of an allowed call: success false for a failure that speaks of the
  * dependency's health (timeouts, refused connections, 5xx) — not for a decline. */
 void keel_breaker_record(keel_breaker *b, bool success, int64_t duration_ms);
+/* Gives back a permit of keel_breaker_allow for a call that was never made (the caller found
+ * it could not send after all): no verdict, and a half-open probe slot is free again. Counts
+ * as the one keel_breaker_record that permit needed. */
+void keel_breaker_release(keel_breaker *b);
 keel_breaker_state keel_breaker_state_now(keel_breaker *b);
 const char *keel_breaker_state_name(keel_breaker_state s);
 

@@ -24,6 +24,11 @@ typedef struct keel_http_call {
     long connect_timeout_ms;   /* 0 = 1000 */
     long total_timeout_ms;     /* 0 = 5000 */
     size_t max_response_bytes; /* 0 = 1 MiB */
+    /* An IPv4/IPv6 literal (no brackets) to connect to instead of resolving the URL's host:
+     * pins the address a caller checked (see keel/ssrf.h), so DNS cannot change it between
+     * the check and the connection. The URL's host still goes into Host and TLS (SNI,
+     * certificate). Proxies are bypassed when set. NULL = resolve as usual. */
+    const char *connect_address;
 } keel_http_call;
 
 typedef struct keel_http_result {

@@ -20,6 +20,9 @@ typedef struct keel_http_server_options {
     unsigned connection_timeout_s;   /* idle connections are closed after this; 0 = 30 */
     unsigned max_connections;        /* 0 = 1024 */
     unsigned max_connections_per_ip; /* 0 = unlimited */
+    /* Request line plus headers larger than this get 431 with keel's JSON error; 0 = only
+     * libmicrohttpd's own bound (about 64 KiB, answered with its plain 431). */
+    size_t max_header_bytes;
     /* /readyz answers 200 only when this returns true (NULL: always ready). */
     bool (*ready)(void *ctx);
     void *ready_ctx;
@@ -52,6 +55,10 @@ const char *keel_http_request_param(const keel_http_request *req, const char *na
 const char *keel_http_request_header(const keel_http_request *req, const char *name);
 /* A query-string argument (already URL-decoded) or NULL. */
 const char *keel_http_request_query(const keel_http_request *req, const char *name);
+/* Calls fn(ctx, name, value) for every query-string argument in the order sent (both
+ * URL-decoded; value is NULL for an argument without '='), until fn returns false. */
+typedef bool (*keel_http_query_fn)(void *ctx, const char *name, const char *value);
+void keel_http_request_query_each(const keel_http_request *req, keel_http_query_fn fn, void *ctx);
 /* The raw body bytes (NUL-terminated for convenience) and length; "" and 0 when none. */
 const char *keel_http_request_body(const keel_http_request *req, size_t *len);
 /* The client's address as text. */

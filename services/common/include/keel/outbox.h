@@ -21,6 +21,19 @@ typedef struct keel_outbox_message {
     const keel_cloudevent *ce; /* becomes the record's headers */
 } keel_outbox_message;
 
+/* The channel the relay LISTENs on; an insert NOTIFYs it. */
+#define KEEL_OUTBOX_CHANNEL "keel_outbox"
+
+/* The one statement keel_outbox_insert runs: the row and the relay's wake-up in one round
+ * trip (the NOTIFY is delivered only if the transaction commits; PostgreSQL folds repeated
+ * identical NOTIFYs into one). Public so benchmarks replay exactly this statement.
+ * $1 topic, $2 message_key, $3 payload (bytea, sent binary), $4 ce_id, $5 ce_source,
+ * $6 ce_type, $7 ce_time (NULL or RFC 3339), $8 traceparent (may be NULL). */
+#define KEEL_OUTBOX_INSERT_SQL                                                                     \
+    "WITH ins AS (INSERT INTO outbox (topic, message_key, payload, ce_id, ce_source, ce_type, "    \
+    "ce_time, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz, $8) RETURNING 1) "     \
+    "SELECT pg_notify('" KEEL_OUTBOX_CHANNEL "', '') FROM ins"
+
 /* Inserts msg into the outbox table using db's open transaction (the caller's BEGIN), and
  * NOTIFYs the relay (delivered only when that transaction commits). */
 keel_result keel_outbox_insert(keel_db *db, const keel_outbox_message *msg);
