@@ -1,4 +1,4 @@
-/* The /_sim admin endpoints: charge log, fault settings, reset. */
+/* The /_sim admin endpoints: charge, refund and score logs, counts, fault settings, reset. */
 #include "admin.h"
 
 #include <pthread.h>
@@ -110,17 +110,10 @@ static void sim_admin_unknown_provider(sim_admin *a, keel_http_response *resp, c
                             "provider");
 }
 
-static void sim_admin_charges(const keel_http_request *req, keel_http_response *resp, void *ctx)
+/* Answers {"data":data} (takes data; NULL means out of memory). */
+static void sim_admin_respond_data(keel_http_response *resp, json_t *data)
 {
-    sim_admin *a = ctx;
-    const char *provider = keel_http_request_query(req, "provider");
-    const char *key = keel_http_request_query(req, "idempotency_key");
-    if (provider != NULL && sim_state_provider(a->st, provider) == NULL) {
-        sim_admin_unknown_provider(a, resp, provider);
-        return;
-    }
-    json_t *log = sim_state_charge_log(a->st, provider, key);
-    json_t *doc = log != NULL ? json_pack("{s:o}", "data", log) : NULL;
+    json_t *doc = data != NULL ? json_pack("{s:o}", "data", data) : NULL;
     if (doc == NULL) {
         keel_http_respond_error(resp, 500, "api_error", "out_of_memory",
                                 "the sandbox ran out of memory", NULL);
@@ -129,14 +122,59 @@ static void sim_admin_charges(const keel_http_request *req, keel_http_response *
     keel_http_respond_json(resp, 200, doc);
 }
 
+/* The provider query filter: false (after answering 400) when it names no provider. */
+static bool sim_admin_provider_filter(sim_admin *a, const keel_http_request *req,
+                                      keel_http_response *resp, const char **provider)
+{
+    *provider = keel_http_request_query(req, "provider");
+    if (*provider != NULL && sim_state_provider(a->st, *provider) == NULL) {
+        sim_admin_unknown_provider(a, resp, *provider);
+        return false;
+    }
+    return true;
+}
+
+static void sim_admin_charges(const keel_http_request *req, keel_http_response *resp, void *ctx)
+{
+    sim_admin *a = ctx;
+    const char *provider;
+    if (!sim_admin_provider_filter(a, req, resp, &provider))
+        return;
+    const char *key = keel_http_request_query(req, "idempotency_key");
+    sim_admin_respond_data(resp, sim_state_charge_log(a->st, provider, key));
+}
+
+static void sim_admin_refunds(const keel_http_request *req, keel_http_response *resp, void *ctx)
+{
+    sim_admin *a = ctx;
+    const char *provider;
+    if (!sim_admin_provider_filter(a, req, resp, &provider))
+        return;
+    sim_admin_respond_data(
+        resp, sim_state_refund_log(a->st, provider, keel_http_request_query(req, "idempotency_key"),
+                                   keel_http_request_query(req, "charge")));
+}
+
+static void sim_admin_scores(const keel_http_request *req, keel_http_response *resp, void *ctx)
+{
+    sim_admin *a = ctx;
+    sim_admin_respond_data(resp,
+                           sim_state_score_log(a->st, keel_http_request_query(req, "payment_id")));
+}
+
+static void sim_admin_counts(const keel_http_request *req, keel_http_response *resp, void *ctx)
+{
+    (void)req;
+    sim_admin *a = ctx;
+    sim_admin_respond_data(resp, sim_state_counts(a->st));
+}
+
 static void sim_admin_faults_get(const keel_http_request *req, keel_http_response *resp, void *ctx)
 {
     sim_admin *a = ctx;
-    const char *provider = keel_http_request_query(req, "provider");
-    if (provider != NULL && sim_state_provider(a->st, provider) == NULL) {
-        sim_admin_unknown_provider(a, resp, provider);
+    const char *provider;
+    if (!sim_admin_provider_filter(a, req, resp, &provider))
         return;
-    }
     json_t *data = json_array();
     for (size_t i = 0; data != NULL && i < sim_state_provider_count(a->st); i++) {
         sim_provider *p = sim_state_provider_at(a->st, i);
@@ -144,13 +182,7 @@ static void sim_admin_faults_get(const keel_http_request *req, keel_http_respons
             continue;
         json_array_append_new(data, sim_admin_faults_json(a, p));
     }
-    json_t *doc = data != NULL ? json_pack("{s:o}", "data", data) : NULL;
-    if (doc == NULL) {
-        keel_http_respond_error(resp, 500, "api_error", "out_of_memory",
-                                "the sandbox ran out of memory", NULL);
-        return;
-    }
-    keel_http_respond_json(resp, 200, doc);
+    sim_admin_respond_data(resp, data);
 }
 
 static void sim_admin_faults_post(const keel_http_request *req, keel_http_response *resp, void *ctx)
@@ -179,11 +211,12 @@ static void sim_admin_faults_post(const keel_http_request *req, keel_http_respon
                                 field);
         goto done;
     }
-    keel_log_info("%s: faults now error_rate=%g latency_ms=%lld timeout_after_charge_rate=%g "
-                  "timeout_hold_ms=%lld outage=%s",
-                  name, after.error_rate, (long long)after.latency_ms,
-                  after.timeout_after_charge_rate, (long long)after.timeout_hold_ms,
-                  after.outage ? "true" : "false");
+    keel_log_info(
+        "%s: faults now error_rate=%g latency_ms=%lld latency_jitter_ms=%lld (%s) "
+        "timeout_after_charge_rate=%g timeout_hold_ms=%lld decline_rate=%g outage=%s",
+        name, after.error_rate, (long long)after.latency_ms, (long long)after.latency_jitter_ms,
+        sim_latency_distribution_name(after.latency_distribution), after.timeout_after_charge_rate,
+        (long long)after.timeout_hold_ms, after.decline_rate, after.outage ? "true" : "false");
     if (sim_admin_sync(a, err, sizeof(err)) != 0) {
         keel_http_respond_error(resp, 500, "api_error", "listener_failed", err, NULL);
         goto done;
@@ -204,7 +237,7 @@ static void sim_admin_reset(const keel_http_request *req, keel_http_response *re
     (void)req;
     sim_admin *a = ctx;
     sim_state_reset(a->st);
-    keel_log_info("sandbox reset: charges and faults cleared, RNGs reseeded");
+    keel_log_info("sandbox reset: charges, refunds, scores and faults cleared, RNGs reseeded");
     char err[256];
     if (sim_admin_sync(a, err, sizeof(err)) != 0) {
         keel_http_respond_error(resp, 500, "api_error", "listener_failed", err, NULL);
@@ -216,6 +249,9 @@ static void sim_admin_reset(const keel_http_request *req, keel_http_response *re
 void sim_admin_routes(keel_http_server *srv, sim_admin *a)
 {
     keel_http_server_route(srv, "GET", "/_sim/charges", sim_admin_charges, a);
+    keel_http_server_route(srv, "GET", "/_sim/refunds", sim_admin_refunds, a);
+    keel_http_server_route(srv, "GET", "/_sim/scores", sim_admin_scores, a);
+    keel_http_server_route(srv, "GET", "/_sim/counts", sim_admin_counts, a);
     keel_http_server_route(srv, "GET", "/_sim/faults", sim_admin_faults_get, a);
     keel_http_server_route(srv, "POST", "/_sim/faults", sim_admin_faults_post, a);
     keel_http_server_route(srv, "POST", "/_sim/reset", sim_admin_reset, a);

@@ -1,5 +1,5 @@
-/* The /_sim admin endpoints: the charge log tests read, and fault settings changed at
- * runtime (an outage closes the provider's listener). */
+/* The /_sim admin endpoints: the charge, refund and score logs tests read, and fault settings
+ * changed at runtime (an outage closes the provider's listener). */
 #ifndef SIM_ADMIN_H
 #define SIM_ADMIN_H
 
@@ -23,7 +23,8 @@ int sim_admin_add_listener(sim_admin *a, sim_provider *p, sim_listener *l);
  * or -1 with the first failure's message in err (the others are still attempted). */
 int sim_admin_sync(sim_admin *a, char *err, size_t err_len);
 
-/* GET /_sim/charges, GET /_sim/faults, POST /_sim/faults, POST /_sim/reset. */
+/* GET /_sim/charges, /_sim/refunds, /_sim/scores, /_sim/counts, GET and POST /_sim/faults,
+ * POST /_sim/reset (see docs/provider-sim.md). */
 void sim_admin_routes(keel_http_server *srv, sim_admin *a);
 
 #endif

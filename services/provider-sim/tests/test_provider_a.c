@@ -1,5 +1,5 @@
-/* Unit tests for provider A's pure logic: decline mapping, body validation, fingerprints,
- * authentication and the rendered answers. */
+/* Unit tests for provider A's pure logic: decline mapping, charge and refund validation,
+ * fingerprints and the rendered answers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,28 +15,36 @@
 static void test_outcome_for_source(void **state)
 {
     (void)state;
-    provider_a_outcome o = provider_a_outcome_for_source("pm_card_visa");
+    provider_a_outcome o = provider_a_outcome_for_source("pm_card_visa", false);
     assert_int_equal(o.status, SIM_CHARGE_SUCCEEDED);
     assert_null(o.failure_code);
     assert_null(o.failure_message);
 
-    o = provider_a_outcome_for_source("pm_card_mastercard"); /* unknown pm_ token succeeds */
+    o = provider_a_outcome_for_source("pm_card_mastercard", false); /* unknown pm_ token succeeds */
     assert_int_equal(o.status, SIM_CHARGE_SUCCEEDED);
 
-    o = provider_a_outcome_for_source("pm_card_declined");
+    o = provider_a_outcome_for_source("pm_card_declined", false);
     assert_int_equal(o.status, SIM_CHARGE_FAILED);
     assert_string_equal(o.failure_code, "card_declined");
     assert_string_equal(o.decline_code, "generic_decline");
     assert_non_null(o.failure_message);
 
-    o = provider_a_outcome_for_source("pm_card_insufficient_funds");
+    o = provider_a_outcome_for_source("pm_card_insufficient_funds", false);
     assert_int_equal(o.status, SIM_CHARGE_FAILED);
     assert_string_equal(o.failure_code, "insufficient_funds");
     assert_string_equal(o.decline_code, "insufficient_funds");
 
     /* Exact match only: a token that merely starts like a decline token succeeds. */
-    o = provider_a_outcome_for_source("pm_card_declined_not");
+    o = provider_a_outcome_for_source("pm_card_declined_not", false);
     assert_int_equal(o.status, SIM_CHARGE_SUCCEEDED);
+
+    /* decline_rate fired: a good token is declined generically; a token's own reason wins. */
+    o = provider_a_outcome_for_source("pm_card_visa", true);
+    assert_int_equal(o.status, SIM_CHARGE_FAILED);
+    assert_string_equal(o.failure_code, "card_declined");
+    assert_string_equal(o.decline_code, "generic_decline");
+    o = provider_a_outcome_for_source("pm_card_insufficient_funds", true);
+    assert_string_equal(o.failure_code, "insufficient_funds");
 }
 
 static json_t *load(const char *text)
@@ -70,12 +78,16 @@ static void test_parse_valid(void **state)
     json_decref(body);
 }
 
-static void expect_reject(const char *text, const char *code, const char *param)
+/* Asserts that the charge (or refund) parser rejects text with that code and param. */
+static void expect_reject_by(bool refund, const char *text, const char *code, const char *param)
 {
     json_t *body = load(text);
     provider_a_params p;
+    provider_a_refund_params rp;
     provider_a_error err;
-    assert_int_equal(provider_a_parse_charge(body, &p, &err), -1);
+    int rc =
+        refund ? provider_a_parse_refund(body, &rp, &err) : provider_a_parse_charge(body, &p, &err);
+    assert_int_equal(rc, -1);
     assert_string_equal(err.code, code);
     if (param == NULL)
         assert_null(err.param);
@@ -83,6 +95,11 @@ static void expect_reject(const char *text, const char *code, const char *param)
         assert_string_equal(err.param, param);
     assert_true(strlen(err.message) > 0);
     json_decref(body);
+}
+
+static void expect_reject(const char *text, const char *code, const char *param)
+{
+    expect_reject_by(false, text, code, param);
 }
 
 static void test_parse_rejects(void **state)
@@ -227,23 +244,6 @@ static void test_key_valid(void **state)
     assert_false(provider_a_key_valid(longkey));
 }
 
-static void test_authorized(void **state)
-{
-    (void)state;
-    assert_true(provider_a_authorized("", NULL)); /* no key configured: open */
-    assert_true(provider_a_authorized(NULL, "anything"));
-    assert_true(provider_a_authorized("sk_test_1", "Bearer sk_test_1"));
-    assert_true(provider_a_authorized("sk_test_1", "bearer sk_test_1")); /* scheme: any case */
-    assert_false(provider_a_authorized("sk_test_1", NULL));
-    assert_false(provider_a_authorized("sk_test_1", ""));
-    assert_false(provider_a_authorized("sk_test_1", "Bearer "));
-    assert_false(provider_a_authorized("sk_test_1", "Bearer sk_test_2"));
-    assert_false(provider_a_authorized("sk_test_1", "Bearer sk_test_"));   /* prefix */
-    assert_false(provider_a_authorized("sk_test_1", "Bearer sk_test_12")); /* longer */
-    assert_false(provider_a_authorized("sk_test_1", "Basic sk_test_1"));
-    assert_false(provider_a_authorized("sk_test_1", "sk_test_1"));
-}
-
 static sim_charge sample_charge(sim_charge_status status, const char *source,
                                 const char *failure_code, const json_t *metadata)
 {
@@ -328,14 +328,127 @@ static void test_render_declined(void **state)
     }
 }
 
+static void expect_refund_reject(const char *text, const char *code, const char *param)
+{
+    expect_reject_by(true, text, code, param);
+}
+
+static void test_parse_refund(void **state)
+{
+    (void)state;
+    json_t *body = load("{\"charge\":\"ch_1\",\"amount\":300,\"reason\":\"duplicate\","
+                        "\"metadata\":{\"k\":\"v\"}}");
+    provider_a_refund_params p;
+    provider_a_error err;
+    assert_int_equal(provider_a_parse_refund(body, &p, &err), 0);
+    assert_string_equal(p.charge, "ch_1");
+    assert_int_equal(p.amount, 300);
+    assert_string_equal(p.reason, "duplicate");
+    assert_non_null(p.metadata);
+    json_decref(body);
+
+    body = load("{\"charge\":\"ch_1\",\"amount\":null,\"reason\":null}"); /* all of it */
+    assert_int_equal(provider_a_parse_refund(body, &p, &err), 0);
+    assert_int_equal(p.amount, 0);
+    assert_null(p.reason);
+    assert_null(p.metadata);
+    json_decref(body);
+
+    expect_refund_reject("{\"amount\":1}", "parameter_missing", "charge");
+    expect_refund_reject("{\"charge\":7}", "parameter_invalid", "charge");
+    expect_refund_reject("{\"charge\":\"\"}", "parameter_invalid", "charge");
+    expect_refund_reject("{\"charge\":\"ch_1\",\"amount\":0}", "amount_too_small", "amount");
+    expect_refund_reject("{\"charge\":\"ch_1\",\"amount\":-5}", "amount_too_small", "amount");
+    expect_refund_reject("{\"charge\":\"ch_1\",\"amount\":1.5}", "parameter_invalid_integer",
+                         "amount");
+    expect_refund_reject("{\"charge\":\"ch_1\",\"amount\":100000000000}", "amount_too_large",
+                         "amount");
+    expect_refund_reject("{\"charge\":\"ch_1\",\"reason\":\"bored\"}", "parameter_invalid",
+                         "reason");
+    expect_refund_reject("{\"charge\":\"ch_1\",\"metadata\":[]}", "parameter_invalid", "metadata");
+    expect_refund_reject("{\"charge\":\"ch_1\",\"payment_intent\":\"pi\"}", "parameter_unknown",
+                         "payment_intent");
+    expect_refund_reject("[]", "parameter_invalid", NULL);
+}
+
+static char *refund_fingerprint_of(const char *text)
+{
+    json_t *body = load(text);
+    provider_a_refund_params p;
+    provider_a_error err;
+    assert_int_equal(provider_a_parse_refund(body, &p, &err), 0);
+    char *fp = provider_a_refund_fingerprint(&p);
+    assert_non_null(fp);
+    json_decref(body);
+    return fp;
+}
+
+static void test_refund_fingerprint(void **state)
+{
+    (void)state;
+    char *a = refund_fingerprint_of("{\"charge\":\"ch_1\",\"amount\":5}");
+    char *b = refund_fingerprint_of("{\"amount\":5,\"charge\":\"ch_1\",\"metadata\":{},"
+                                    "\"reason\":null}");
+    char *c = refund_fingerprint_of("{\"charge\":\"ch_1\",\"amount\":6}");
+    char *d = refund_fingerprint_of("{\"charge\":\"ch_2\",\"amount\":5}");
+    char *e = refund_fingerprint_of("{\"charge\":\"ch_1\"}");
+    assert_string_equal(a, b); /* field order, empty metadata and null reason don't matter */
+    assert_string_not_equal(a, c);
+    assert_string_not_equal(a, d);
+    assert_string_not_equal(a, e); /* "everything left" is not "5" */
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(e);
+}
+
+static void test_refund_render(void **state)
+{
+    (void)state;
+    sim_charge c = sample_charge(SIM_CHARGE_SUCCEEDED, "pm_card_visa", NULL, NULL);
+    c.refunded = 700;
+    json_t *attrs = load("{\"reason\":\"fraudulent\",\"metadata\":{\"a\":\"b\"}}");
+    sim_refund r = {
+        .provider = "provider_a",
+        .id = "re_0123",
+        .idempotency_key = "rk",
+        .charge = &c,
+        .amount = 700,
+        .attrs = attrs,
+        .created = 1760000001,
+    };
+    json_t *obj = NULL;
+    unsigned status = 0;
+    char *body = NULL;
+    assert_int_equal(provider_a_refund_render(&r, &obj, &status, &body, NULL), 0);
+    assert_int_equal(status, 200);
+    json_t *ans = load(body);
+    assert_true(json_equal(ans, obj));
+    assert_string_equal(json_string_value(json_object_get(obj, "id")), "re_0123");
+    assert_string_equal(json_string_value(json_object_get(obj, "object")), "refund");
+    assert_int_equal(json_integer_value(json_object_get(obj, "amount")), 700);
+    assert_string_equal(json_string_value(json_object_get(obj, "charge")), c.id);
+    assert_string_equal(json_string_value(json_object_get(obj, "currency")), "usd");
+    assert_string_equal(json_string_value(json_object_get(obj, "status")), "succeeded");
+    assert_string_equal(json_string_value(json_object_get(obj, "reason")), "fraudulent");
+    assert_string_equal(json_string_value(json_object_get(obj, "idempotency_key")), "rk");
+    assert_true(json_equal(json_object_get(obj, "metadata"), json_object_get(attrs, "metadata")));
+    json_decref(ans);
+    json_decref(obj);
+    free(body);
+    json_decref(attrs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outcome_for_source), cmocka_unit_test(test_parse_valid),
         cmocka_unit_test(test_parse_rejects),      cmocka_unit_test(test_parse_metadata_limits),
         cmocka_unit_test(test_fingerprint),        cmocka_unit_test(test_key_valid),
-        cmocka_unit_test(test_authorized),         cmocka_unit_test(test_render_succeeded),
-        cmocka_unit_test(test_render_declined),
+        cmocka_unit_test(test_render_succeeded),   cmocka_unit_test(test_render_declined),
+        cmocka_unit_test(test_parse_refund),       cmocka_unit_test(test_refund_fingerprint),
+        cmocka_unit_test(test_refund_render),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* Unit tests for sim_state: fault settings and decisions, idempotent charges, waits. */
+/* Unit tests for sim_state: fault settings and decisions, idempotent charges, refunds,
+ * scores, waits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -590,6 +591,434 @@ static void test_wait_is_cut_short(void **state)
     }
 }
 
+/* --- new fault knobs ----------------------------------------------------------------- */
+
+static void test_decide_jitter_and_decline(void **state)
+{
+    (void)state;
+    uint64_t rng = 11;
+    sim_faults f;
+    sim_faults_clear(&f);
+    f.latency_ms = 100;
+    f.latency_jitter_ms = 50;
+    f.decline_rate = 0.25;
+    int64_t lo = INT64_MAX, hi = 0;
+    int declines = 0;
+    for (int i = 0; i < 20000; i++) {
+        sim_fault_decision d = sim_faults_decide(&f, &rng);
+        assert_in_range(d.latency_ms, 100, 150);
+        lo = d.latency_ms < lo ? d.latency_ms : lo;
+        hi = d.latency_ms > hi ? d.latency_ms : hi;
+        declines += d.decline;
+    }
+    assert_true(lo <= 101 && hi >= 149); /* the whole range is reached */
+    assert_in_range(declines, 5000 - 500, 5000 + 500);
+
+    /* Exponential: mean about the jitter, a long tail past it, capped at the maximum. */
+    f.latency_ms = 0;
+    f.latency_jitter_ms = 1000;
+    f.latency_distribution = SIM_LATENCY_EXPONENTIAL;
+    double sum = 0;
+    int beyond_3x = 0;
+    for (int i = 0; i < 20000; i++) {
+        sim_fault_decision d = sim_faults_decide(&f, &rng);
+        assert_in_range(d.latency_ms, 0, SIM_LATENCY_MAX_MS);
+        sum += (double)d.latency_ms;
+        beyond_3x += d.latency_ms > 3000;
+    }
+    assert_true(sum / 20000 > 900 && sum / 20000 < 1100);
+    assert_true(beyond_3x > 500); /* e^-3 ≈ 5% of 20000; a uniform jitter would give none */
+
+    f.latency_ms = SIM_LATENCY_MAX_MS;
+    f.latency_jitter_ms = SIM_LATENCY_MAX_MS;
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(sim_faults_decide(&f, &rng).latency_ms, SIM_LATENCY_MAX_MS);
+
+    /* No jitter: exactly the fixed latency; a decline rate of 0 never fires. */
+    sim_faults_clear(&f);
+    f.latency_ms = 7;
+    for (int i = 0; i < 1000; i++) {
+        sim_fault_decision d = sim_faults_decide(&f, &rng);
+        assert_int_equal(d.latency_ms, 7);
+        assert_false(d.decline);
+    }
+}
+
+static void test_faults_patch_new_fields(void **state)
+{
+    (void)state;
+    sim_faults f;
+    sim_faults_clear(&f);
+    const char *field = NULL;
+    char err[256];
+    json_t *patch = json_pack("{s:i, s:s, s:f}", "latency_jitter_ms", 40, "latency_distribution",
+                              "exponential", "decline_rate", 0.5);
+    assert_int_equal(sim_faults_patch(&f, patch, &field, err, sizeof(err)), 0);
+    assert_int_equal(f.latency_jitter_ms, 40);
+    assert_int_equal(f.latency_distribution, SIM_LATENCY_EXPONENTIAL);
+    assert_true(f.decline_rate == 0.5);
+    json_decref(patch);
+
+    const char *bad[][2] = {
+        {"{\"latency_distribution\":\"normal\"}", "latency_distribution"},
+        {"{\"latency_distribution\":3}", "latency_distribution"},
+        {"{\"latency_jitter_ms\":60001}", "latency_jitter_ms"},
+        {"{\"decline_rate\":-0.1}", "decline_rate"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_error_t e;
+        patch = json_loads(bad[i][0], 0, &e);
+        sim_faults before = f;
+        assert_int_equal(sim_faults_patch(&f, patch, &field, err, sizeof(err)), -1);
+        assert_string_equal(field, bad[i][1]);
+        assert_non_null(strstr(err, bad[i][1]));
+        assert_memory_equal(&before, &f, sizeof(f));
+        json_decref(patch);
+    }
+
+    json_t *j = sim_faults_json("provider_b", &f);
+    assert_int_equal(json_integer_value(json_object_get(j, "latency_jitter_ms")), 40);
+    assert_string_equal(json_string_value(json_object_get(j, "latency_distribution")),
+                        "exponential");
+    assert_true(json_real_value(json_object_get(j, "decline_rate")) == 0.5);
+    json_decref(j);
+
+    sim_latency_distribution d;
+    assert_int_equal(sim_latency_distribution_parse("uniform", &d), 0);
+    assert_int_equal(d, SIM_LATENCY_UNIFORM);
+    assert_int_equal(sim_latency_distribution_parse("Uniform", &d), -1);
+    assert_int_equal(sim_latency_distribution_parse(NULL, &d), -1);
+}
+
+/* --- numeric ids, refunds, scores ---------------------------------------------------- */
+
+static void test_charge_numeric_ids(void **state)
+{
+    (void)state;
+    sim_state *st = sim_state_new(1, 0);
+    sim_provider *p = sim_state_add_provider(st, "provider_b", NULL);
+    render_probe probe = {0};
+    char seen[50][64];
+    for (int i = 0; i < 50; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "ref-%d", i);
+        sim_charge_request r = charge_req(key, "fp", 100);
+        r.numeric_id = true;
+        sim_response out;
+        assert_int_equal(sim_provider_charge(p, &r, test_render, &probe, &out), SIM_CHARGE_CREATED);
+        assert_true(strspn(out.charge_id, "0123456789") == strlen(out.charge_id));
+        unsigned long long v = strtoull(out.charge_id, NULL, 10);
+        assert_true(v >= 1000000000ULL && v < (1ULL << 53));
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(seen[j], out.charge_id);
+        snprintf(seen[i], sizeof(seen[i]), "%s", out.charge_id);
+        sim_response_clear(&out);
+    }
+    sim_state_free(st);
+}
+
+static void test_refund_check(void **state)
+{
+    (void)state;
+    int64_t granted = -1;
+    assert_int_equal(sim_refund_check(SIM_CHARGE_SUCCEEDED, 1000, 0, 0, &granted),
+                     SIM_REFUND_CREATED);
+    assert_int_equal(granted, 1000); /* 0 = everything left */
+    assert_int_equal(sim_refund_check(SIM_CHARGE_SUCCEEDED, 1000, 400, 600, &granted),
+                     SIM_REFUND_CREATED);
+    assert_int_equal(granted, 600); /* exactly what is left */
+    assert_int_equal(sim_refund_check(SIM_CHARGE_SUCCEEDED, 1000, 400, 601, &granted),
+                     SIM_REFUND_AMOUNT_TOO_LARGE);
+    assert_int_equal(granted, 0);
+    assert_int_equal(sim_refund_check(SIM_CHARGE_SUCCEEDED, 1000, 400, 0, &granted),
+                     SIM_REFUND_CREATED);
+    assert_int_equal(granted, 600);
+    assert_int_equal(sim_refund_check(SIM_CHARGE_SUCCEEDED, 1000, 1000, 1, &granted),
+                     SIM_REFUND_ALREADY_REFUNDED);
+    assert_int_equal(sim_refund_check(SIM_CHARGE_SUCCEEDED, 1000, 1000, 0, &granted),
+                     SIM_REFUND_ALREADY_REFUNDED);
+    assert_int_equal(sim_refund_check(SIM_CHARGE_FAILED, 1000, 0, 10, &granted),
+                     SIM_REFUND_NOT_REFUNDABLE);
+}
+
+/* The refund object is {id, amount, charge, charge_refunded}. */
+static int test_refund_render(const sim_refund *r, json_t **object, unsigned *status, char **body,
+                              void *ctx)
+{
+    render_probe *probe = ctx;
+    probe->calls++;
+    if (probe->fail)
+        return -1;
+    *object =
+        json_pack("{s:s, s:I, s:s, s:I}", "id", r->id, "amount", (json_int_t)r->amount, "charge",
+                  r->charge->id, "charge_refunded", (json_int_t)r->charge->refunded);
+    *body = json_dumps(*object, JSON_COMPACT);
+    *status = 200;
+    return 0;
+}
+
+static sim_refund_request refund_req(const char *key, const char *fp, const char *charge,
+                                     int64_t amount)
+{
+    sim_refund_request r = {
+        .idempotency_key = key,
+        .fingerprint = fp,
+        .charge_ref = charge,
+        .id_prefix = "re_",
+        .amount = amount,
+    };
+    return r;
+}
+
+static void test_refund_flow(void **state)
+{
+    (void)state;
+    sim_state *st = sim_state_new(1, 0);
+    sim_provider *p = sim_state_add_provider(st, "provider_a", NULL);
+    sim_provider *other = sim_state_add_provider(st, "provider_b", NULL);
+    render_probe probe = {0}, rprobe = {0};
+    sim_response ch, out, again;
+    sim_charge_request c = charge_req("pay_1", "fp", 1000);
+    assert_int_equal(sim_provider_charge(p, &c, test_render, &probe, &ch), SIM_CHARGE_CREATED);
+
+    sim_refund_request r1 = refund_req("rk-1", "rfp-1", ch.charge_id, 400);
+    assert_int_equal(sim_provider_refund(p, &r1, test_refund_render, &rprobe, &out),
+                     SIM_REFUND_CREATED);
+    assert_int_equal(out.status, 200);
+    assert_int_equal(strncmp(out.refund_id, "re_", 3), 0);
+    assert_string_equal(out.charge_id, ch.charge_id);
+    assert_int_equal(out.remaining, 1000);
+    json_t *obj = json_loads(out.body, 0, NULL);
+    /* The render sees the charge with this refund included. */
+    assert_int_equal(json_integer_value(json_object_get(obj, "charge_refunded")), 400);
+    json_decref(obj);
+
+    /* Replay: the same bytes, no second refund, no re-render. */
+    assert_int_equal(sim_provider_refund(p, &r1, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_REPLAYED);
+    assert_string_equal(again.body, out.body);
+    assert_string_equal(again.refund_id, out.refund_id);
+    assert_int_equal(rprobe.calls, 1);
+    assert_int_equal(sim_provider_refund_count(p), 1);
+    sim_response_clear(&again);
+
+    /* Same key, other parameters. */
+    sim_refund_request changed = refund_req("rk-1", "rfp-2", ch.charge_id, 500);
+    assert_int_equal(sim_provider_refund(p, &changed, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_CONFLICT);
+    assert_null(again.body);
+    assert_string_equal(again.refund_id, out.refund_id);
+    sim_response_clear(&again);
+
+    /* More than is left: refused with what is left. */
+    sim_refund_request big = refund_req("rk-2", "rfp", ch.charge_id, 601);
+    assert_int_equal(sim_provider_refund(p, &big, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_AMOUNT_TOO_LARGE);
+    assert_int_equal(again.remaining, 600);
+    assert_int_equal(sim_provider_refund_count(p), 1);
+    sim_response_clear(&again);
+
+    /* The rest (amount 0), then nothing is left; the refused key stays free for reuse. */
+    sim_refund_request rest = refund_req("rk-2", "rfp-rest", ch.charge_id, 0);
+    assert_int_equal(sim_provider_refund(p, &rest, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_CREATED);
+    obj = json_loads(again.body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(obj, "amount")), 600);
+    json_decref(obj);
+    sim_response_clear(&again);
+    sim_refund_request more = refund_req("rk-3", "rfp", ch.charge_id, 1);
+    assert_int_equal(sim_provider_refund(p, &more, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_ALREADY_REFUNDED);
+    sim_response_clear(&again);
+
+    /* Unknown charge; a charge id of another provider is unknown here; a key is not an id
+     * unless ref_may_be_key. */
+    sim_refund_request nope = refund_req("rk-4", "rfp", "ch_nope", 1);
+    assert_int_equal(sim_provider_refund(p, &nope, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_NO_CHARGE);
+    sim_refund_request elsewhere = refund_req("rk-4", "rfp", ch.charge_id, 1);
+    assert_int_equal(sim_provider_refund(other, &elsewhere, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_NO_CHARGE);
+    sim_refund_request by_key = refund_req("rk-4", "rfp", "pay_1", 1);
+    assert_int_equal(sim_provider_refund(p, &by_key, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_NO_CHARGE);
+    by_key.ref_may_be_key = true;
+    assert_int_equal(sim_provider_refund(p, &by_key, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_ALREADY_REFUNDED);
+    assert_string_equal(again.charge_id, ch.charge_id);
+    sim_response_clear(&again);
+
+    /* A failed charge cannot be refunded. */
+    sim_charge_request declined = charge_req("pay_2", "fp", 300);
+    declined.status = SIM_CHARGE_FAILED;
+    declined.failure_code = "card_declined";
+    sim_response ch2;
+    assert_int_equal(sim_provider_charge(p, &declined, test_render, &probe, &ch2),
+                     SIM_CHARGE_CREATED);
+    sim_refund_request on_failed = refund_req("rk-5", "rfp", ch2.charge_id, 0);
+    assert_int_equal(sim_provider_refund(p, &on_failed, test_refund_render, &rprobe, &again),
+                     SIM_REFUND_NOT_REFUNDABLE);
+    sim_response_clear(&again);
+
+    /* Lookups, list, logs and counts. */
+    json_t *got = sim_provider_refund_by_key(p, "rk-1");
+    assert_non_null(got);
+    assert_string_equal(json_string_value(json_object_get(got, "id")), out.refund_id);
+    json_t *by_id = sim_provider_refund_by_id(p, out.refund_id);
+    assert_true(json_equal(got, by_id));
+    json_decref(got);
+    json_decref(by_id);
+    assert_null(sim_provider_refund_by_key(p, "rk-3"));
+    bool found = false, has_more = true;
+    json_t *list = sim_provider_refunds_list(p, "pay_1", true, 10, &found, &has_more);
+    assert_true(found);
+    assert_false(has_more);
+    assert_int_equal(json_array_size(list), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "amount")),
+                     600); /* newest first */
+    json_decref(list);
+    list = sim_provider_refunds_list(p, "ch_nope", false, 10, &found, &has_more);
+    assert_false(found);
+    json_decref(list);
+
+    json_t *log = sim_state_refund_log(st, NULL, NULL, NULL);
+    assert_int_equal(json_array_size(log), 2);
+    json_t *first = json_array_get(log, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "provider")), "provider_a");
+    assert_string_equal(json_string_value(json_object_get(first, "idempotency_key")), "rk-1");
+    assert_string_equal(json_string_value(json_object_get(first, "charge")), ch.charge_id);
+    assert_string_equal(json_string_value(json_object_get(first, "charge_idempotency_key")),
+                        "pay_1");
+    assert_int_equal(json_integer_value(json_object_get(first, "amount")), 400);
+    json_decref(log);
+    log = sim_state_refund_log(st, NULL, "rk-2", NULL);
+    assert_int_equal(json_array_size(log), 1);
+    json_decref(log);
+    log = sim_state_refund_log(st, NULL, NULL, "pay_1"); /* charge by its key */
+    assert_int_equal(json_array_size(log), 2);
+    json_decref(log);
+    log = sim_state_refund_log(st, "provider_b", NULL, NULL);
+    assert_int_equal(json_array_size(log), 0);
+    json_decref(log);
+    log = sim_state_charge_log(st, NULL, "pay_1");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(log, 0), "refunded")), 1000);
+    json_decref(log);
+
+    json_t *counts = sim_state_counts(st);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(counts, "provider_a"), "refunds")), 2);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(counts, "provider_a"), "charges")), 2);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(counts, "provider_b"), "refunds")), 0);
+    json_decref(counts);
+
+    /* Reset forgets refunds too. */
+    sim_state_reset(st);
+    assert_int_equal(sim_provider_refund_count(p), 0);
+    assert_null(sim_provider_refund_by_key(p, "rk-1"));
+    log = sim_state_refund_log(st, NULL, NULL, NULL);
+    assert_int_equal(json_array_size(log), 0);
+    json_decref(log);
+
+    sim_response_clear(&ch);
+    sim_response_clear(&ch2);
+    sim_response_clear(&out);
+    sim_state_free(st);
+}
+
+static void test_refund_without_key_and_failures(void **state)
+{
+    (void)state;
+    sim_state *st = sim_state_new(1, 0);
+    sim_provider *p = sim_state_add_provider(st, "provider_b", NULL);
+    render_probe probe = {0}, rprobe = {0};
+    sim_response ch, a, b;
+    sim_charge_request c = charge_req("ref-1", "fp", 1000);
+    c.numeric_id = true;
+    assert_int_equal(sim_provider_charge(p, &c, test_render, &probe, &ch), SIM_CHARGE_CREATED);
+
+    /* No key: every call is a new refund (Paystack has no refund idempotency). */
+    sim_refund_request r = refund_req(NULL, NULL, "ref-1", 100);
+    r.ref_may_be_key = true;
+    r.numeric_id = true;
+    assert_int_equal(sim_provider_refund(p, &r, test_refund_render, &rprobe, &a),
+                     SIM_REFUND_CREATED);
+    assert_int_equal(sim_provider_refund(p, &r, test_refund_render, &rprobe, &b),
+                     SIM_REFUND_CREATED);
+    assert_string_not_equal(a.refund_id, b.refund_id);
+    assert_true(strspn(a.refund_id, "0123456789") == strlen(a.refund_id));
+    json_t *log = sim_state_refund_log(st, "provider_b", NULL, "ref-1");
+    assert_int_equal(json_array_size(log), 2);
+    assert_true(json_is_null(json_object_get(json_array_get(log, 0), "idempotency_key")));
+    json_decref(log);
+    sim_response_clear(&a);
+    sim_response_clear(&b);
+
+    /* A render failure records nothing and leaves the charge's refunded amount alone. */
+    rprobe.fail = true;
+    assert_int_equal(sim_provider_refund(p, &r, test_refund_render, &rprobe, &a), SIM_REFUND_ERROR);
+    assert_null(a.body);
+    assert_int_equal(sim_provider_refund_count(p), 2);
+    log = sim_state_charge_log(st, NULL, "ref-1");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(log, 0), "refunded")), 200);
+    json_decref(log);
+    sim_response_clear(&a);
+    sim_response_clear(&ch);
+    sim_state_free(st);
+
+    /* A full log refuses refunds. */
+    st = sim_state_new(1, 1);
+    p = sim_state_add_provider(st, "provider_a", NULL);
+    rprobe.fail = false;
+    sim_charge_request c2 = charge_req("pay_1", "fp", 1000);
+    assert_int_equal(sim_provider_charge(p, &c2, test_render, &probe, &ch), SIM_CHARGE_CREATED);
+    sim_refund_request r1 = refund_req("k1", "f", ch.charge_id, 1);
+    sim_refund_request r2 = refund_req("k2", "f", ch.charge_id, 1);
+    assert_int_equal(sim_provider_refund(p, &r1, test_refund_render, &rprobe, &a),
+                     SIM_REFUND_CREATED);
+    assert_int_equal(sim_provider_refund(p, &r2, test_refund_render, &rprobe, &b),
+                     SIM_REFUND_LOG_FULL);
+    sim_response_clear(&a);
+    sim_response_clear(&b);
+    sim_response_clear(&ch);
+    sim_state_free(st);
+}
+
+static void test_score_log(void **state)
+{
+    (void)state;
+    sim_state *st = sim_state_new(1, 2);
+    sim_provider *risk = sim_state_add_provider(st, "risk", NULL);
+    json_t *e1 = json_pack("{s:s, s:i}", "payment_id", "pay_1", "score", 90);
+    json_t *e2 = json_pack("{s:s, s:i}", "payment_id", "pay_2", "score", 10);
+    assert_int_equal(sim_provider_record_score(risk, e1), 0);
+    assert_int_equal(sim_provider_record_score(risk, e2), 0);
+    assert_int_equal(sim_provider_record_score(risk, e1), -1); /* max 2 */
+    assert_int_equal(sim_provider_score_count(risk), 2);
+    json_t *log = sim_state_score_log(st, "pay_1");
+    assert_int_equal(json_array_size(log), 1);
+    json_t *entry = json_array_get(log, 0);
+    assert_int_equal(json_integer_value(json_object_get(entry, "score")), 90);
+    assert_string_equal(json_string_value(json_object_get(entry, "provider")), "risk");
+    json_decref(log);
+    log = sim_state_score_log(st, NULL);
+    assert_int_equal(json_array_size(log), 2);
+    json_decref(log);
+    json_t *counts = sim_state_counts(st);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(counts, "risk"), "scores")),
+                     2);
+    json_decref(counts);
+    sim_state_reset(st);
+    assert_int_equal(sim_provider_score_count(risk), 0);
+    log = sim_state_score_log(st, NULL);
+    assert_int_equal(json_array_size(log), 0);
+    json_decref(log);
+    json_decref(e1);
+    json_decref(e2);
+    sim_state_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +1040,13 @@ int main(void)
         cmocka_unit_test(test_charge_concurrent_same_key_charges_once),
         cmocka_unit_test(test_wait_full_time),
         cmocka_unit_test(test_wait_is_cut_short),
+        cmocka_unit_test(test_decide_jitter_and_decline),
+        cmocka_unit_test(test_faults_patch_new_fields),
+        cmocka_unit_test(test_charge_numeric_ids),
+        cmocka_unit_test(test_refund_check),
+        cmocka_unit_test(test_refund_flow),
+        cmocka_unit_test(test_refund_without_key_and_failures),
+        cmocka_unit_test(test_score_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
