@@ -1,10 +1,12 @@
-/* keel-payments: wiring only. Configuration, migrations, the request consumer, the payment
- * workers, the outbox relay and /metrics /healthz /readyz; SIGTERM stops them in that order. */
+/* keel-payments: wiring only. Configuration, migrations, the providers behind their guards, the
+ * risk client, the request consumer, the workers, the outbox relay and /metrics /healthz
+ * /readyz; SIGTERM stops them in that order. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "keel/config.h"
 #include "keel/consume.h"
@@ -16,8 +18,12 @@
 #include "keel/outbox.h"
 #include "keel/service.h"
 #include "keel/shutdown.h"
+#include "policy.h"
 #include "provider_a.h"
+#include "provider_b.h"
+#include "provider_guard.h"
 #include "request_intake.h"
+#include "risk.h"
 #include "worker.h"
 
 #define SERVICE "keel-payments"
@@ -33,18 +39,63 @@ static const keel_config_spec specs[] = {
     KEEL_SERVICE_KAFKA_CONFIG_SPECS,
     {"KEEL_HTTP_PORT", KEEL_CONFIG_INT, "18110", "port of /metrics, /healthz and /readyz", false},
     {"KEEL_PAYMENTS_PROVIDER_URL", KEEL_CONFIG_STRING, NULL,
-     "base URL of provider A, e.g. http://127.0.0.1:18101", false},
+     "base URL of provider A (Stripe-shaped), e.g. http://127.0.0.1:18101", false},
     {"KEEL_PAYMENTS_PROVIDER_API_KEY", KEEL_CONFIG_STRING, NULL,
      "bearer key for provider A (or KEEL_PAYMENTS_PROVIDER_API_KEY_FILE)", true},
+    {"KEEL_PAYMENTS_PROVIDER_B_URL", KEEL_CONFIG_STRING, "",
+     "base URL of provider B (Paystack-shaped), e.g. http://127.0.0.1:18102; empty = no B", false},
+    {"KEEL_PAYMENTS_PROVIDER_B_API_KEY", KEEL_CONFIG_STRING, "",
+     "bearer key for provider B (or KEEL_PAYMENTS_PROVIDER_B_API_KEY_FILE)", true},
     {"KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS", KEEL_CONFIG_INT, "5000",
-     "total time one provider call may take, connect included", false},
+     "total time one provider call may take, connect included (both providers)", false},
     {"KEEL_PAYMENTS_PROVIDER_CONNECT_TIMEOUT_MS", KEEL_CONFIG_INT, "1000",
-     "time to connect to the provider", false},
+     "time to connect to a provider", false},
+    {"KEEL_PAYMENTS_ROUTES", KEEL_CONFIG_STRING, "",
+     "providers to try per currency, primary first, e.g. "
+     "\"default=provider_a,provider_b;ngn=provider_b,provider_a\"; empty = default=A[,B]",
+     false},
+    {"KEEL_PAYMENTS_PROVIDER_CALL_ATTEMPTS", KEEL_CONFIG_INT, "3",
+     "calls one charge/refund may make at one provider while it answers not-processed", false},
+    {"KEEL_PAYMENTS_PROVIDER_BACKOFF_BASE_MS", KEEL_CONFIG_INT, "100",
+     "first backoff ceiling between those calls (full jitter, doubling)", false},
+    {"KEEL_PAYMENTS_PROVIDER_BACKOFF_CAP_MS", KEEL_CONFIG_INT, "1000",
+     "largest backoff between those calls", false},
+    {"KEEL_PAYMENTS_RETRY_BUDGET_PERCENT", KEEL_CONFIG_INT, "20",
+     "retries per provider may add at most this % of first calls ...", false},
+    {"KEEL_PAYMENTS_RETRY_BUDGET_MIN_PER_SECOND", KEEL_CONFIG_INT, "1",
+     "... plus this many retries per second", false},
+    {"KEEL_PAYMENTS_BREAKER_WINDOW", KEEL_CONFIG_INT, "20",
+     "circuit breaker: the last N calls to a provider are judged", false},
+    {"KEEL_PAYMENTS_BREAKER_MIN_CALLS", KEEL_CONFIG_INT, "10",
+     "circuit breaker: no verdict before this many calls in the window", false},
+    {"KEEL_PAYMENTS_BREAKER_FAILURE_PERCENT", KEEL_CONFIG_INT, "50",
+     "circuit breaker: opens when this % of the window failed (timeout, refused, 5xx, 429)", false},
+    {"KEEL_PAYMENTS_BREAKER_SLOW_PERCENT", KEEL_CONFIG_INT, "100",
+     "circuit breaker: opens when this % of the window was slow", false},
+    {"KEEL_PAYMENTS_BREAKER_SLOW_CALL_MS", KEEL_CONFIG_INT, "3000",
+     "circuit breaker: a call at least this long is slow", false},
+    {"KEEL_PAYMENTS_BREAKER_OPEN_MS", KEEL_CONFIG_INT, "5000",
+     "circuit breaker: how long it stays open before half-open probes", false},
+    {"KEEL_PAYMENTS_BREAKER_HALF_OPEN_PROBES", KEEL_CONFIG_INT, "3",
+     "circuit breaker: probes let through half-open; all must succeed to close", false},
+    {"KEEL_PAYMENTS_UNKNOWN_DEADLINE_MS", KEEL_CONFIG_INT, "300000",
+     "how long an unknown charge/refund outcome is looked up before requires_review", false},
+    {"KEEL_PAYMENTS_RISK_URL", KEEL_CONFIG_STRING, "",
+     "base URL of the risk API, e.g. http://127.0.0.1:18103; empty = local rules only", false},
+    {"KEEL_PAYMENTS_RISK_API_KEY", KEEL_CONFIG_STRING, "",
+     "bearer key for the risk API (or KEEL_PAYMENTS_RISK_API_KEY_FILE)", true},
+    {"KEEL_PAYMENTS_RISK_TIMEOUT_MS", KEEL_CONFIG_INT, "500",
+     "a risk answer slower than this is not waited for: local rules decide", false},
+    {"KEEL_PAYMENTS_LOCAL_RISK_LIMITS", KEEL_CONFIG_STRING, "usd=500000;default=1000000",
+     "local risk rules: the largest amount (minor units) per currency, with a default", false},
     {"KEEL_PAYMENTS_LEASE_MS", KEEL_CONFIG_INT, "30000",
-     "how long a worker holds a payment; must exceed the provider timeout by 1000 ms", false},
+     "how long a worker holds a payment; must cover a charge's calls and backoffs + 1000 ms",
+     false},
     {"KEEL_PAYMENTS_WORKERS", KEEL_CONFIG_INT, "2", "payment worker threads", false},
     {"KEEL_PAYMENTS_MAX_ATTEMPTS", KEEL_CONFIG_INT, "8",
-     "provider attempts without an outcome before a payment fails or goes to review", false},
+     "rounds in which no provider processed a charge before it fails provider_unavailable", false},
+    {"KEEL_PAYMENTS_REFUND_WAIT_RETRIES", KEEL_CONFIG_INT, "8",
+     "retries of a RefundRequested whose payment is not known yet before it is refused", false},
     {"KEEL_PAYMENTS_STARTUP_DB_TIMEOUT_MS", KEEL_CONFIG_INT, "60000",
      "how long start-up waits for PostgreSQL before giving up (exit 1)", false},
     {"KEEL_PAYMENTS_REQUESTS_TOPIC", KEEL_CONFIG_STRING, "keel.payment-requests.v1",
@@ -73,43 +124,88 @@ static bool pool_ready(void *ctx)
     return !keel_shutdown_requested() && keel_db_pool_ping(ctx);
 }
 
-/* Checks the numbers the table cannot: ranges, and the lease against the provider timeout. */
+/* An integer setting that must lie in [lo, hi]; logs and returns false otherwise. */
+static bool int_in(const keel_config *cfg, const char *name, int64_t lo, int64_t hi)
+{
+    int64_t v = keel_config_int(cfg, name);
+    if (v < lo || v > hi) {
+        keel_log_error("%s=%lld must be %lld..%lld", name, (long long)v, (long long)lo,
+                       (long long)hi);
+        return false;
+    }
+    return true;
+}
+
+/* Checks the numbers the table cannot: ranges, and the lease against the longest work done
+ * under one renewal. */
 static bool check_config(const keel_config *cfg)
 {
-    int64_t port = keel_config_int(cfg, "KEEL_HTTP_PORT");
+    static const struct {
+        const char *name;
+        int64_t lo, hi;
+    } ranges[] = {
+        {"KEEL_HTTP_PORT", 0, 65535},
+        {"KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS", 1, 600000},
+        {"KEEL_PAYMENTS_PROVIDER_CALL_ATTEMPTS", 1, 10},
+        {"KEEL_PAYMENTS_PROVIDER_BACKOFF_BASE_MS", 0, 60000},
+        {"KEEL_PAYMENTS_PROVIDER_BACKOFF_CAP_MS", 0, 60000},
+        {"KEEL_PAYMENTS_RETRY_BUDGET_PERCENT", 0, 1000},
+        {"KEEL_PAYMENTS_RETRY_BUDGET_MIN_PER_SECOND", 0, 10000},
+        {"KEEL_PAYMENTS_BREAKER_WINDOW", 1, 10000},
+        {"KEEL_PAYMENTS_BREAKER_MIN_CALLS", 1, 10000},
+        {"KEEL_PAYMENTS_BREAKER_FAILURE_PERCENT", 1, 100},
+        {"KEEL_PAYMENTS_BREAKER_SLOW_PERCENT", 1, 100},
+        {"KEEL_PAYMENTS_BREAKER_SLOW_CALL_MS", 1, 600000},
+        {"KEEL_PAYMENTS_BREAKER_OPEN_MS", 1, 3600000},
+        {"KEEL_PAYMENTS_BREAKER_HALF_OPEN_PROBES", 1, 100},
+        {"KEEL_PAYMENTS_UNKNOWN_DEADLINE_MS", 1, 7 * 86400000LL},
+        {"KEEL_PAYMENTS_RISK_TIMEOUT_MS", 1, 60000},
+        {"KEEL_PAYMENTS_WORKERS", 1, 64},
+        {"KEEL_PAYMENTS_MAX_ATTEMPTS", 1, 1000},
+        {"KEEL_PAYMENTS_REFUND_WAIT_RETRIES", 1, 1000},
+    };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        if (!int_in(cfg, ranges[i].name, ranges[i].lo, ranges[i].hi)) {
+            return false;
+        }
+    }
     int64_t timeout = keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS");
     int64_t connect = keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_CONNECT_TIMEOUT_MS");
+    int64_t calls = keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_CALL_ATTEMPTS");
+    int64_t base = keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_BACKOFF_BASE_MS");
+    int64_t cap = keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_BACKOFF_CAP_MS");
+    int64_t risk = keel_config_int(cfg, "KEEL_PAYMENTS_RISK_TIMEOUT_MS");
     int64_t lease = keel_config_int(cfg, "KEEL_PAYMENTS_LEASE_MS");
     int64_t workers = keel_config_int(cfg, "KEEL_PAYMENTS_WORKERS");
-    int64_t attempts = keel_config_int(cfg, "KEEL_PAYMENTS_MAX_ATTEMPTS");
     int64_t pool = keel_config_int(cfg, "KEEL_DATABASE_POOL_SIZE");
 
-    if (port < 0 || port > 65535) {
-        keel_log_error("KEEL_HTTP_PORT=%lld is not a port (0..65535)", (long long)port);
+    if (connect < 1 || connect > timeout) {
+        keel_log_error("KEEL_PAYMENTS_PROVIDER_CONNECT_TIMEOUT_MS=%lld must be 1..%lld (the "
+                       "total timeout)",
+                       (long long)connect, (long long)timeout);
         return false;
     }
-    if (timeout < 1 || timeout > 600000 || connect < 1 || connect > timeout) {
-        keel_log_error("KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS=%lld and "
-                       "KEEL_PAYMENTS_PROVIDER_CONNECT_TIMEOUT_MS=%lld must satisfy 1 <= connect "
-                       "<= total <= 600000",
-                       (long long)timeout, (long long)connect);
+    if (cap < base) {
+        keel_log_error("KEEL_PAYMENTS_PROVIDER_BACKOFF_CAP_MS=%lld must be >= "
+                       "KEEL_PAYMENTS_PROVIDER_BACKOFF_BASE_MS=%lld",
+                       (long long)cap, (long long)base);
         return false;
     }
-    if (lease < timeout + LEASE_MARGIN_MS) {
-        /* Otherwise a lease could expire while its holder still waits for the provider, and a
+    /* One renewal of the lease covers one provider's calls and backoffs (the intent renews
+     * it), or the risk call. */
+    int64_t longest = calls * timeout + (calls - 1) * cap;
+    if (risk > longest) {
+        longest = risk;
+    }
+    if (lease < longest + LEASE_MARGIN_MS) {
+        /* Otherwise a lease could expire while its holder still waits for a provider, and a
          * second worker would act on the same payment at the same time. */
-        keel_log_error("KEEL_PAYMENTS_LEASE_MS=%lld must exceed KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS"
-                       "=%lld by at least %d ms, so a worker's lease cannot expire during its "
-                       "provider call: raise the lease or lower the timeout",
-                       (long long)lease, (long long)timeout, LEASE_MARGIN_MS);
-        return false;
-    }
-    if (workers < 1 || workers > 64) {
-        keel_log_error("KEEL_PAYMENTS_WORKERS=%lld must be 1..64", (long long)workers);
-        return false;
-    }
-    if (attempts < 1 || attempts > 1000) {
-        keel_log_error("KEEL_PAYMENTS_MAX_ATTEMPTS=%lld must be 1..1000", (long long)attempts);
+        keel_log_error("KEEL_PAYMENTS_LEASE_MS=%lld is too short: one charge may take %lld ms "
+                       "(%lld calls of KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS=%lld plus backoffs of "
+                       "up to %lld ms) and the lease must exceed that by %d ms; raise the lease "
+                       "or lower the timeout or attempts",
+                       (long long)lease, (long long)longest, (long long)calls, (long long)timeout,
+                       (long long)cap, LEASE_MARGIN_MS);
         return false;
     }
     if (pool < workers + 1) {
@@ -121,16 +217,133 @@ static bool check_config(const keel_config *cfg)
     return true;
 }
 
+/* Everything built from the configuration that the workers borrow. */
+typedef struct payments_setup {
+    payments_guard *guards[PAYMENTS_MAX_PROVIDERS];
+    int n_guards;
+    payments_routes routes;
+    payments_risk_limits limits;
+    payments_risk *risk;
+} payments_setup;
+
+static void setup_clear(payments_setup *s)
+{
+    for (int i = 0; i < s->n_guards; i++) {
+        payments_guard_free(s->guards[i]);
+        s->guards[i] = NULL;
+    }
+    s->n_guards = 0;
+    payments_risk_free(s->risk);
+    s->risk = NULL;
+}
+
+static keel_breaker_options breaker_options(const keel_config *cfg)
+{
+    return (keel_breaker_options){
+        .window_size = (int)keel_config_int(cfg, "KEEL_PAYMENTS_BREAKER_WINDOW"),
+        .min_calls = (int)keel_config_int(cfg, "KEEL_PAYMENTS_BREAKER_MIN_CALLS"),
+        .failure_rate = (double)keel_config_int(cfg, "KEEL_PAYMENTS_BREAKER_FAILURE_PERCENT") / 100,
+        .slow_rate = (double)keel_config_int(cfg, "KEEL_PAYMENTS_BREAKER_SLOW_PERCENT") / 100,
+        .slow_call_ms = keel_config_int(cfg, "KEEL_PAYMENTS_BREAKER_SLOW_CALL_MS"),
+        .open_ms = keel_config_int(cfg, "KEEL_PAYMENTS_BREAKER_OPEN_MS"),
+        .half_open_probes = (int)keel_config_int(cfg, "KEEL_PAYMENTS_BREAKER_HALF_OPEN_PROBES"),
+    };
+}
+
+/* Puts provider (NULL: its constructor failed, err says why) behind a guard. */
+static bool setup_add(payments_setup *s, const keel_config *cfg, payments_provider *provider,
+                      char *err, size_t err_len)
+{
+    if (provider == NULL) {
+        return false;
+    }
+    payments_guard_options go = {
+        .call_attempts = (int)keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_CALL_ATTEMPTS"),
+        .backoff_base_ms = keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_BACKOFF_BASE_MS"),
+        .backoff_cap_ms = keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_BACKOFF_CAP_MS"),
+        .budget_ratio = (double)keel_config_int(cfg, "KEEL_PAYMENTS_RETRY_BUDGET_PERCENT") / 100,
+        .budget_min_per_second =
+            (double)keel_config_int(cfg, "KEEL_PAYMENTS_RETRY_BUDGET_MIN_PER_SECOND"),
+        .breaker = breaker_options(cfg),
+    };
+    payments_guard *g = payments_guard_new(provider, &go, err, err_len);
+    if (g == NULL) {
+        return false;
+    }
+    s->guards[s->n_guards++] = g;
+    return true;
+}
+
+/* Providers, routes and the risk client from the configuration. */
+static bool setup_build(payments_setup *s, const keel_config *cfg, char *err, size_t err_len)
+{
+    long timeout = (long)keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS");
+    long connect = (long)keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_CONNECT_TIMEOUT_MS");
+    payments_provider_a_options a = {
+        .base_url = keel_config_string(cfg, "KEEL_PAYMENTS_PROVIDER_URL"),
+        .api_key = keel_config_string(cfg, "KEEL_PAYMENTS_PROVIDER_API_KEY"),
+        .timeout_ms = timeout,
+        .connect_timeout_ms = connect,
+    };
+    if (!setup_add(s, cfg, payments_provider_a_new(&a, err, err_len), err, err_len)) {
+        return false;
+    }
+    const char *b_url = keel_config_string(cfg, "KEEL_PAYMENTS_PROVIDER_B_URL");
+    if (b_url[0] != '\0') {
+        payments_provider_b_options b = {
+            .base_url = b_url,
+            .api_key = keel_config_string(cfg, "KEEL_PAYMENTS_PROVIDER_B_API_KEY"),
+            .timeout_ms = timeout,
+            .connect_timeout_ms = connect,
+        };
+        if (!setup_add(s, cfg, payments_provider_b_new(&b, err, err_len), err, err_len)) {
+            return false;
+        }
+    }
+    const char *names[PAYMENTS_MAX_PROVIDERS];
+    char default_route[128] = "default=";
+    for (int i = 0; i < s->n_guards; i++) {
+        names[i] = payments_guard_name(s->guards[i]);
+        strncat(default_route, names[i], sizeof(default_route) - strlen(default_route) - 2);
+        if (i + 1 < s->n_guards) {
+            strcat(default_route, ",");
+        }
+    }
+    const char *routes = keel_config_string(cfg, "KEEL_PAYMENTS_ROUTES");
+    if (payments_routes_parse(routes[0] != '\0' ? routes : default_route, names, s->n_guards,
+                              &s->routes, err, err_len) != 0) {
+        return false;
+    }
+    if (payments_risk_limits_parse(keel_config_string(cfg, "KEEL_PAYMENTS_LOCAL_RISK_LIMITS"),
+                                   &s->limits, err, err_len) != 0) {
+        return false;
+    }
+    long risk_timeout = (long)keel_config_int(cfg, "KEEL_PAYMENTS_RISK_TIMEOUT_MS");
+    payments_risk_options ro = {
+        .url = keel_config_string(cfg, "KEEL_PAYMENTS_RISK_URL"),
+        .api_key = keel_config_string(cfg, "KEEL_PAYMENTS_RISK_API_KEY"),
+        .timeout_ms = risk_timeout,
+        .connect_timeout_ms = connect < risk_timeout ? connect : risk_timeout,
+        .limits = &s->limits,
+        .breaker = breaker_options(cfg),
+    };
+    s->risk = payments_risk_new(&ro, err, err_len);
+    return s->risk != NULL;
+}
+
 int main(int argc, char **argv)
 {
     keel_config *cfg = keel_service_start(
-        argc, argv, SERVICE, "the payment state machine: charges providers, publishes outcomes",
+        argc, argv, SERVICE,
+        "the payment state machine: risk check, charges and refunds at providers behind "
+        "breakers, safe fallback, outcomes through the outbox",
         specs, sizeof(specs) / sizeof(specs[0]));
     const char *url = keel_config_string(cfg, "KEEL_DATABASE_URL");
     const char *brokers = keel_config_string(cfg, "KEEL_KAFKA_BROKERS");
     const char *instance = keel_service_instance_id(cfg);
+    const char *events_topic = keel_config_string(cfg, "KEEL_PAYMENTS_EVENTS_TOPIC");
     keel_db_pool *pool = NULL;
-    payments_provider *provider = NULL;
+    payments_setup setup = {0};
     payments_workers *workers = NULL;
     keel_outbox_relay *relay = NULL;
     keel_consumer *consumer = NULL;
@@ -145,15 +358,7 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto done;
     }
-    payments_provider_a_options pa_opts = {
-        .base_url = keel_config_string(cfg, "KEEL_PAYMENTS_PROVIDER_URL"),
-        .api_key = keel_config_string(cfg, "KEEL_PAYMENTS_PROVIDER_API_KEY"),
-        .timeout_ms = (long)keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS"),
-        .connect_timeout_ms =
-            (long)keel_config_int(cfg, "KEEL_PAYMENTS_PROVIDER_CONNECT_TIMEOUT_MS"),
-    };
-    provider = payments_provider_a_new(&pa_opts, err, sizeof(err));
-    if (provider == NULL) {
+    if (!setup_build(&setup, cfg, err, sizeof(err))) {
         keel_log_error("%s", err);
         exit_code = 2;
         goto done;
@@ -184,12 +389,16 @@ int main(int argc, char **argv)
 
     payments_workers_options w_opts = {
         .pool = pool,
-        .provider = provider,
+        .guards = setup.guards,
+        .n_guards = setup.n_guards,
+        .routes = &setup.routes,
+        .risk = setup.risk,
         .instance_id = instance,
-        .events_topic = keel_config_string(cfg, "KEEL_PAYMENTS_EVENTS_TOPIC"),
+        .events_topic = events_topic,
         .workers = (int)keel_config_int(cfg, "KEEL_PAYMENTS_WORKERS"),
         .lease_ms = keel_config_int(cfg, "KEEL_PAYMENTS_LEASE_MS"),
         .max_attempts = (int)keel_config_int(cfg, "KEEL_PAYMENTS_MAX_ATTEMPTS"),
+        .unknown_deadline_ms = keel_config_int(cfg, "KEEL_PAYMENTS_UNKNOWN_DEADLINE_MS"),
     };
     workers = payments_workers_start(&w_opts, err, sizeof(err));
     if (workers == NULL) {
@@ -220,6 +429,8 @@ int main(int argc, char **argv)
         .pool = pool,
         .on_stored = payments_workers_notify,
         .on_stored_arg = workers,
+        .events_topic = events_topic,
+        .refund_wait_retries = (int)keel_config_int(cfg, "KEEL_PAYMENTS_REFUND_WAIT_RETRIES"),
     };
     ct.opts = (keel_consume_options){
         .consumer = consumer,
@@ -246,12 +457,14 @@ int main(int argc, char **argv)
         keel_log_error("cannot start the HTTP server: %s", srv == NULL ? "out of memory" : err);
         goto done;
     }
-    keel_log_info("listening on %s:%u; %d workers, provider %s at %s", http_opts.address,
-                  keel_http_server_port(srv), w_opts.workers, provider->name, pa_opts.base_url);
+    keel_log_info(
+        "listening on %s:%u; %d workers, %d provider(s), risk API %s", http_opts.address,
+        keel_http_server_port(srv), w_opts.workers, setup.n_guards,
+        keel_config_string(cfg, "KEEL_PAYMENTS_RISK_URL")[0] != '\0' ? "on" : "off (local rules)");
 
     while (!keel_shutdown_wait_ms(60000)) {
     }
-    keel_log_info("stopping: consumer, then workers (each finishes its payment), then relay");
+    keel_log_info("stopping: consumer, then workers (each finishes what it holds), then relay");
     exit_code = 0;
 done:
     /* A failed start-up also stops whatever already runs, so ask every loop to end. */
@@ -273,8 +486,7 @@ done:
     srv = NULL;
     keel_db_pool_free(pool);
     pool = NULL;
-    payments_provider_free(provider);
-    provider = NULL;
+    setup_clear(&setup);
     keel_log_info("stopped (exit %d)", exit_code);
     keel_config_free(cfg);
     cfg = NULL;

@@ -12,10 +12,14 @@
 #include "keel/v1/payments.pb-c.h"
 
 typedef enum payments_phase {
-    PAYMENTS_PHASE_RECEIVED = 0,   /* nothing can have been charged yet */
-    PAYMENTS_PHASE_CHARGE_STARTED, /* a charge may have reached the provider, outcome unknown */
+    PAYMENTS_PHASE_RECEIVED = 0,   /* nothing can have been charged yet; risk not checked */
+    PAYMENTS_PHASE_CHARGE_STARTED, /* a charge may have reached `provider`, outcome unknown */
     PAYMENTS_PHASE_DONE,
+    PAYMENTS_PHASE_RISK_CHECKED, /* risk approved; nothing charged by this round yet */
 } payments_phase;
+
+/* Longest provider name stored ("provider_a"). */
+#define PAYMENTS_PROVIDER_NAME_LEN 32
 
 /* One claimed payment, as the worker needs it. Strings are owned: payments_payment_clear. */
 typedef struct payments_payment {
@@ -29,7 +33,13 @@ typedef struct payments_payment {
     payments_phase phase;
     int attempts;   /* provider attempts that ended without an outcome so far */
     bool ambiguous; /* some earlier attempt may have charged without us knowing */
-    char traceparent[KEEL_TRACEPARENT_LEN]; /* of the request; "" when none */
+    char traceparent[KEEL_TRACEPARENT_LEN];    /* of the request; "" when none */
+    char provider[PAYMENTS_PROVIDER_NAME_LEN]; /* the provider of the last charge; "" none */
+    /* The provider at which an outcome was ever unknown (the only one it may go to); "". */
+    char ambiguous_provider[PAYMENTS_PROVIDER_NAME_LEN];
+    int risk_score;         /* 0..100, -1 local rules; meaningful once the risk was checked */
+    bool risk_degraded;     /* local rules decided */
+    int64_t unknown_age_ms; /* how long the outcome has been unknown at claim time; -1 never */
 } payments_payment;
 
 void payments_payment_clear(payments_payment *p);
@@ -48,11 +58,29 @@ keel_result payments_store_insert(keel_db *db, const Keel__V1__PaymentRequested 
 keel_result payments_store_claim(keel_db *db, const char *owner, int64_t lease_ms,
                                  payments_payment *out);
 
-/* Records the intent to charge (phase 'charge_started') and renews the lease to now() +
- * lease_ms, committed before the provider call. KEEL_ERR_CONFLICT when owner no longer holds
- * the payment (its lease expired and another worker took it, or it is done). */
+/* Records the risk decision (phase 'risk_checked') and renews the lease, in db's open
+ * transaction. KEEL_ERR_CONFLICT when owner no longer holds the payment. */
+keel_result payments_store_set_risk(keel_db *db, const char *id, const char *owner,
+                                    int64_t lease_ms, int score, bool degraded, const char *reason);
+
+/* Records the intent to charge at provider (phase 'charge_started', provider) and renews the
+ * lease to now() + lease_ms; with attempt_id not NULL also inserts a payment_attempts row and
+ * returns its id. Run in a transaction committed before the provider call.
+ * KEEL_ERR_CONFLICT when owner no longer holds the payment (its lease expired and another
+ * worker took it, or it is done). */
 keel_result payments_store_mark_charge_started(keel_db *db, const char *id, const char *owner,
-                                               int64_t lease_ms);
+                                               int64_t lease_ms, const char *provider,
+                                               int64_t *attempt_id);
+
+/* The charge just made certainly did not happen (not processed): back to phase
+ * 'risk_checked', keeping the lease, so the next provider may be tried. In db's open
+ * transaction; KEEL_ERR_CONFLICT when owner lost the payment. */
+keel_result payments_store_mark_not_charged(keel_db *db, const char *id, const char *owner);
+
+/* Finishes a payment_attempts row with the outcome of its calls (in db's open transaction,
+ * or on its own). */
+keel_result payments_store_finish_attempt(keel_db *db, int64_t attempt_id, const char *outcome,
+                                          int calls, const char *detail);
 
 /* A step's result: the new status and phase and what to keep. NULL strings store NULL, except
  * provider and provider_charge_id, which keep what is there. */
@@ -67,6 +95,10 @@ typedef struct payments_record {
     bool ambiguous;
     int64_t retry_delay_ms; /* next_attempt_at = now() + this (only matters when not done) */
     const char *last_error;
+    /* Pins the payment to this provider (NULL keeps what is there) and, with mark_unknown,
+     * starts the unknown-outcome clock unless it runs already. */
+    const char *ambiguous_provider;
+    bool mark_unknown;
 } payments_record;
 
 /* Applies rec and releases the lease, in db's open transaction (so the caller can add the
@@ -74,5 +106,10 @@ typedef struct payments_record {
  * it is already done: then nothing was written and the caller must roll back. */
 keel_result payments_store_record(keel_db *db, const char *id, const char *owner,
                                   const payments_record *rec);
+
+/* Runs one prepared UPDATE whose WHERE holds the lease condition: KEEL_ERR_CONFLICT when it
+ * touched no row (the lease is gone or the row is done). Shared with the refund store. */
+keel_result payments_store_exec_owned(keel_db *db, const char *name, const char *sql, int n,
+                                      const char *const *params, const char *what);
 
 #endif

@@ -1,4 +1,5 @@
-/* The one interface keel-payments uses for every payment provider: charge, and look a charge up. */
+/* The one interface keel-payments uses for every payment provider: charge, refund, and look
+ * either up by its idempotency key. */
 #ifndef PAYMENTS_PROVIDER_H
 #define PAYMENTS_PROVIDER_H
 
@@ -31,10 +32,24 @@ typedef struct payments_charge_request {
     const char *traceparent;   /* may be NULL or "" */
 } payments_charge_request;
 
+/* One refund of (part of) a charge. */
+typedef struct payments_refund_request {
+    const char *refund_id;  /* also the idempotency key: the same on every attempt */
+    const char *payment_id; /* the charge's idempotency key (provider B's reference) */
+    const char *charge_id;  /* the provider's id of the charge */
+    int64_t amount;         /* minor units */
+    const char *currency;
+    const char *traceparent; /* may be NULL or "" */
+} payments_refund_request;
+
+/* The outcome of a charge or a refund call. The four meanings are the same for both: for a
+ * refund, SUCCEEDED means the money went back, DECLINED a final refusal (nothing refunded),
+ * NOT_PROCESSED certainly nothing refunded, UNKNOWN it may have been. */
 typedef struct payments_charge_outcome {
     payments_charge_status status;
     long http_status;          /* the HTTP status when an answer arrived, else 0 */
-    char charge_id[128];       /* the provider's charge id when it named one, else "" */
+    char charge_id[128];       /* the provider's charge id (for a refund: its refund id) when it
+                                  named one, else "" */
     char failure_code[64];     /* for DECLINED, e.g. "card_declined" */
     char failure_message[256]; /* for DECLINED: the provider's words */
     char detail[384];          /* for logs and last_error: why this status was chosen */
@@ -53,6 +68,13 @@ struct payments_provider {
     /* Asks for the charge made under this idempotency key. Fills out when FOUND. */
     payments_lookup_status (*lookup)(payments_provider *p, const char *payment_id,
                                      const char *traceparent, payments_charge_outcome *out);
+    /* One refund under req->refund_id as the idempotency key. Always fills out. */
+    void (*refund)(payments_provider *p, const payments_refund_request *req,
+                   payments_charge_outcome *out);
+    /* Asks for the refund made under req->refund_id. Fills out when FOUND. */
+    payments_lookup_status (*refund_lookup)(payments_provider *p,
+                                            const payments_refund_request *req,
+                                            payments_charge_outcome *out);
     /* Frees impl and p. */
     void (*free)(payments_provider *p);
 };

@@ -1,5 +1,5 @@
 /* Provider A adapter: builds its HTTP calls and maps every answer to succeeded / declined /
- * not_processed / unknown. */
+ * not_processed / unknown, for charges and for refunds. */
 #include "provider_a.h"
 
 #include <jansson.h>
@@ -8,102 +8,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keel/cloudevents.h"
-#include "keel/log.h"
+#define PROVIDER_A_NAME "provider_a"
+#define PROVIDER_A_URL_VAR "KEEL_PAYMENTS_PROVIDER_URL"
+#define PROVIDER_A_KEY_VAR "KEEL_PAYMENTS_PROVIDER_API_KEY"
 
-typedef struct provider_a {
-    char *base_url;
-    char *auth_header; /* "Authorization: Bearer <key>"; never logged */
-    long timeout_ms;
-    long connect_timeout_ms;
-} provider_a;
-
-static void outcome_reset(payments_charge_outcome *out, payments_charge_status status)
-{
-    memset(out, 0, sizeof(*out));
-    out->status = status;
-}
-
-static void copy_str(char *dst, size_t dst_len, const char *src)
-{
-    snprintf(dst, dst_len, "%s", src != NULL ? src : "");
-}
-
-/* Drops a multi-byte UTF-8 character that truncation cut in half at the end of s: these
- * strings go into text columns and protobuf strings, which both refuse broken UTF-8. */
-static void utf8_trim_tail(char *s)
-{
-    size_t n = strlen(s);
-    size_t i = n;
-    /* Walk back over at most 3 continuation bytes to the lead byte of the last character. */
-    while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
-        i--;
-    }
-    if (i == 0 || ((unsigned char)s[i - 1] & 0x80) == 0) {
-        if (i != n) {
-            s[i] = '\0'; /* continuation bytes without a lead byte */
-        }
-        return;
-    }
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    if (n - (i - 1) < want) {
-        s[i - 1] = '\0';
-    }
-}
-
-static void outcome_sanitize(payments_charge_outcome *out)
-{
-    utf8_trim_tail(out->charge_id);
-    utf8_trim_tail(out->failure_code);
-    utf8_trim_tail(out->failure_message);
-    utf8_trim_tail(out->detail);
-}
-
-/* The string member key of obj, or NULL when missing or not a string. */
-static const char *json_str(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static json_t *parse_object(const keel_http_result *r)
-{
-    if (r->body == NULL || r->body_len == 0) {
-        return NULL;
-    }
-    json_t *root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
-    if (root != NULL && !json_is_object(root)) {
-        json_decref(root);
-        root = NULL;
-    }
-    return root;
-}
+/* Maps one resource object (a charge or a refund) to an outcome. */
+typedef void (*object_mapper)(const json_t *obj, payments_charge_outcome *out);
 
 /* Maps one charge object (as in a 200 answer or a lookup's data[]) to an outcome. A charge we
  * cannot read, or one still pending, stays UNKNOWN: only the words "succeeded" and "failed"
  * with an id are definite. */
 static void map_charge_object(const json_t *charge, payments_charge_outcome *out)
 {
-    const char *id = json_str(charge, "id");
-    const char *status = json_str(charge, "status");
+    const char *id = payments_json_str(charge, "id");
+    const char *status = payments_json_str(charge, "status");
     if (id == NULL || id[0] == '\0' || status == NULL) {
         out->status = PAYMENTS_CHARGE_UNKNOWN;
-        copy_str(out->detail, sizeof(out->detail), "charge object without id or status");
+        payments_copy_str(out->detail, sizeof(out->detail), "charge object without id or status");
         return;
     }
-    copy_str(out->charge_id, sizeof(out->charge_id), id);
+    payments_copy_str(out->charge_id, sizeof(out->charge_id), id);
     if (strcmp(status, "succeeded") == 0) {
         out->status = PAYMENTS_CHARGE_SUCCEEDED;
         snprintf(out->detail, sizeof(out->detail), "charge %s succeeded", id);
     } else if (strcmp(status, "failed") == 0) {
-        const char *code = json_str(charge, "failure_code");
-        const char *message = json_str(charge, "failure_message");
+        const char *code = payments_json_str(charge, "failure_code");
+        const char *message = payments_json_str(charge, "failure_message");
         out->status = PAYMENTS_CHARGE_DECLINED;
-        copy_str(out->failure_code, sizeof(out->failure_code),
-                 code != NULL && code[0] != '\0' ? code : "card_declined");
-        copy_str(out->failure_message, sizeof(out->failure_message),
-                 message != NULL ? message : "the provider declined the charge");
+        payments_copy_str(out->failure_code, sizeof(out->failure_code),
+                          code != NULL && code[0] != '\0' ? code : "card_declined");
+        payments_copy_str(out->failure_message, sizeof(out->failure_message),
+                          message != NULL ? message : "the provider declined the charge");
         snprintf(out->detail, sizeof(out->detail), "charge %s failed: %s", id, out->failure_code);
     } else {
         /* "pending" or a word we do not know: the money may still move. */
@@ -112,122 +47,129 @@ static void map_charge_object(const json_t *charge, payments_charge_outcome *out
     }
 }
 
-/* A 402 or 400 error body: {"error":{"type":..,"code":..,"message":..,"charge":..}}. The status
- * code alone is definite, so an unreadable body still gives a decline, with a generic code. */
+/* A refund object: "succeeded" moved the money back; "failed" and "canceled" did not (and
+ * will not); "pending" and anything else may still. */
+static void map_refund_object(const json_t *refund, payments_charge_outcome *out)
+{
+    const char *id = payments_json_str(refund, "id");
+    const char *status = payments_json_str(refund, "status");
+    if (id == NULL || id[0] == '\0' || status == NULL) {
+        out->status = PAYMENTS_CHARGE_UNKNOWN;
+        payments_copy_str(out->detail, sizeof(out->detail), "refund object without id or status");
+        return;
+    }
+    payments_copy_str(out->charge_id, sizeof(out->charge_id), id);
+    if (strcmp(status, "succeeded") == 0) {
+        out->status = PAYMENTS_CHARGE_SUCCEEDED;
+        snprintf(out->detail, sizeof(out->detail), "refund %s succeeded", id);
+    } else if (strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0) {
+        const char *reason = payments_json_str(refund, "failure_reason");
+        out->status = PAYMENTS_CHARGE_DECLINED;
+        payments_copy_str(out->failure_code, sizeof(out->failure_code),
+                          reason != NULL && reason[0] != '\0' ? reason : "refund_failed");
+        snprintf(out->failure_message, sizeof(out->failure_message),
+                 "provider_a reports the refund as %s", status);
+        snprintf(out->detail, sizeof(out->detail), "refund %s %s: %s", id, status,
+                 out->failure_code);
+    } else {
+        out->status = PAYMENTS_CHARGE_UNKNOWN;
+        snprintf(out->detail, sizeof(out->detail), "refund %s has status \"%s\"", id, status);
+    }
+}
+
+/* A 4xx error body: {"error":{"type":..,"code":..,"message":..,"charge":..}}. The status code
+ * alone is definite, so an unreadable body still gives a decline, with default_code. */
 static void map_error_body(const keel_http_result *r, const char *default_code,
                            payments_charge_outcome *out)
 {
-    json_t *root = parse_object(r);
+    json_t *root = payments_json_object_body(r);
     const json_t *err = root != NULL ? json_object_get(root, "error") : NULL;
-    const char *code = json_is_object(err) ? json_str(err, "code") : NULL;
+    const char *code = json_is_object(err) ? payments_json_str(err, "code") : NULL;
     /* Stripe-style card errors say "card_declined" in code and the reason in decline_code; the
      * specific reason ("insufficient_funds") is what the charge's failure_code says too, so a
      * later lookup and this answer name the failure alike. */
-    const char *decline = json_is_object(err) ? json_str(err, "decline_code") : NULL;
+    const char *decline = json_is_object(err) ? payments_json_str(err, "decline_code") : NULL;
     if (decline != NULL && decline[0] != '\0' && strcmp(decline, "generic_decline") != 0) {
         code = decline;
     }
-    const char *message = json_is_object(err) ? json_str(err, "message") : NULL;
-    const char *charge = json_is_object(err) ? json_str(err, "charge") : NULL;
+    const char *message = json_is_object(err) ? payments_json_str(err, "message") : NULL;
+    const char *charge = json_is_object(err) ? payments_json_str(err, "charge") : NULL;
 
     out->status = PAYMENTS_CHARGE_DECLINED;
-    copy_str(out->failure_code, sizeof(out->failure_code),
-             code != NULL && code[0] != '\0' ? code : default_code);
+    payments_copy_str(out->failure_code, sizeof(out->failure_code),
+                      code != NULL && code[0] != '\0' ? code : default_code);
     if (message != NULL && message[0] != '\0') {
-        copy_str(out->failure_message, sizeof(out->failure_message), message);
+        payments_copy_str(out->failure_message, sizeof(out->failure_message), message);
     } else {
         snprintf(out->failure_message, sizeof(out->failure_message), "provider_a answered %ld (%s)",
                  r->status, out->failure_code);
     }
-    copy_str(out->charge_id, sizeof(out->charge_id), charge);
+    payments_copy_str(out->charge_id, sizeof(out->charge_id), charge);
     snprintf(out->detail, sizeof(out->detail), "HTTP %ld: %s", r->status, out->failure_code);
     json_decref(root);
 }
 
-/* Sorts an answer that did not arrive, or arrived too large, by whether the request could have
- * reached the provider. Returns true when it handled r. */
-static bool map_transport(const keel_http_result *r, payments_charge_outcome *out)
+/* The error's type and code, e.g. to tell an idempotency conflict from a validation error. */
+static bool error_is(const keel_http_result *r, const char *field, const char *value)
 {
-    switch (r->failure) {
-    case KEEL_HTTP_OK:
-        return false;
-    case KEEL_HTTP_NOT_SENT:
-        out->status = PAYMENTS_CHARGE_NOT_PROCESSED;
-        snprintf(out->detail, sizeof(out->detail), "not sent: %s", r->error);
-        return true;
-    case KEEL_HTTP_TIMEOUT_AFTER_SEND:
-        out->status = PAYMENTS_CHARGE_UNKNOWN;
-        snprintf(out->detail, sizeof(out->detail), "timeout after send: %s", r->error);
-        return true;
-    case KEEL_HTTP_TRANSPORT_ERROR:
-        out->status = PAYMENTS_CHARGE_UNKNOWN;
-        snprintf(out->detail, sizeof(out->detail), "transport error after send: %s", r->error);
-        return true;
-    case KEEL_HTTP_TOO_LARGE:
-        /* The provider answered, but with something we refuse to read: it may have charged. */
-        out->status = PAYMENTS_CHARGE_UNKNOWN;
-        snprintf(out->detail, sizeof(out->detail), "answer larger than %d bytes",
-                 PAYMENTS_PROVIDER_A_MAX_RESPONSE_BYTES);
+    json_t *root = payments_json_object_body(r);
+    const json_t *err = root != NULL ? json_object_get(root, "error") : NULL;
+    const char *got = json_is_object(err) ? payments_json_str(err, field) : NULL;
+    bool is = got != NULL && strcmp(got, value) == 0;
+    json_decref(root);
+    return is;
+}
+
+/* What every A mapping of a charge or refund starts with: transport failures, and a 200
+ * carrying one object (mapped by map_object; an unreadable 200 may well be money that moved,
+ * so it stays unknown). True when it decided. */
+static bool map_answer_start(const keel_http_result *r, object_mapper map_object,
+                             payments_charge_outcome *out)
+{
+    payments_outcome_reset(out, PAYMENTS_CHARGE_UNKNOWN);
+    if (payments_map_transport(r, out)) {
         return true;
     }
-    out->status = PAYMENTS_CHARGE_UNKNOWN;
-    snprintf(out->detail, sizeof(out->detail), "unexpected transport result %d", (int)r->failure);
+    out->http_status = r->status;
+    if (r->status != 200) {
+        return false;
+    }
+    json_t *root = payments_json_object_body(r);
+    if (root == NULL) {
+        snprintf(out->detail, sizeof(out->detail), "HTTP 200 with %s body",
+                 r->body_len == 0 ? "an empty" : "a malformed");
+        return true;
+    }
+    map_object(root, out);
+    json_decref(root);
     return true;
 }
 
 static void map_charge(const keel_http_result *r, payments_charge_outcome *out)
 {
-    outcome_reset(out, PAYMENTS_CHARGE_UNKNOWN);
-    if (map_transport(r, out)) {
+    if (map_answer_start(r, map_charge_object, out)) {
         return;
     }
-    out->http_status = r->status;
     long st = r->status;
-    if (st == 200) {
-        json_t *root = parse_object(r);
-        if (root == NULL) {
-            /* A 200 we cannot read may well be a charge: never call it a failure. */
-            snprintf(out->detail, sizeof(out->detail), "HTTP 200 with %s body",
-                     r->body_len == 0 ? "an empty" : "a malformed");
-            return;
-        }
-        map_charge_object(root, out);
-        json_decref(root);
-        return;
-    }
     if (st == 402) {
         map_error_body(r, "card_declined", out);
+        return;
+    }
+    if (st == 400 && error_is(r, "type", "idempotency_error")) {
+        /* Our key already names a charge made with other parameters: money may have moved
+         * under it, so only a lookup can tell. */
+        snprintf(out->detail, sizeof(out->detail),
+                 "HTTP 400: idempotency key already used with other parameters");
         return;
     }
     if (st == 400) {
         /* The provider refused the request as invalid before charging; the same request under
          * the same key will be refused again, so this is final. */
         map_error_body(r, "invalid_request", out);
-        copy_str(out->failure_code, sizeof(out->failure_code), "invalid_request");
+        payments_copy_str(out->failure_code, sizeof(out->failure_code), "invalid_request");
         return;
     }
-    if (st == 401 || st == 403) {
-        /* Authentication happens before anything else: nothing charged. Our configuration is
-         * wrong, which retrying will not fix, but a fixed key will, so it stays retryable. */
-        out->status = PAYMENTS_CHARGE_NOT_PROCESSED;
-        snprintf(out->detail, sizeof(out->detail),
-                 "HTTP %ld: provider_a rejected the API key; check KEEL_PAYMENTS_PROVIDER_API_KEY",
-                 st);
-        return;
-    }
-    if (st == 429) {
-        /* Provider A (like Stripe) documents rate-limited requests as not processed. */
-        out->status = PAYMENTS_CHARGE_NOT_PROCESSED;
-        snprintf(out->detail, sizeof(out->detail), "HTTP 429: rate limited");
-        return;
-    }
-    if (st == 500 || st == 502 || st == 503) {
-        /* In general a 5xx is ambiguous: the server may have charged and then failed while
-         * answering. We call these three not_processed only because provider A documents that
-         * it answers them before charging (and keel-provider-sim does exactly that). Any other
-         * 5xx (504 from a proxy that timed out waiting, ...) stays unknown. */
-        out->status = PAYMENTS_CHARGE_NOT_PROCESSED;
-        snprintf(out->detail, sizeof(out->detail), "HTTP %ld: provider error before charging", st);
+    if (payments_map_not_processed_status(r, PROVIDER_A_NAME, PROVIDER_A_KEY_VAR, out)) {
         return;
     }
     /* 409 (a concurrent request under the same key is in flight), 404 from a wrong base URL,
@@ -235,10 +177,42 @@ static void map_charge(const keel_http_result *r, payments_charge_outcome *out)
     snprintf(out->detail, sizeof(out->detail), "HTTP %ld: undocumented answer", st);
 }
 
-static payments_lookup_status map_lookup(const keel_http_result *r, payments_charge_outcome *out)
+static void map_refund(const keel_http_result *r, payments_charge_outcome *out)
 {
-    outcome_reset(out, PAYMENTS_CHARGE_UNKNOWN);
-    if (map_transport(r, out)) {
+    if (map_answer_start(r, map_refund_object, out)) {
+        return;
+    }
+    long st = r->status;
+    if (st == 400 && error_is(r, "type", "idempotency_error")) {
+        snprintf(out->detail, sizeof(out->detail),
+                 "HTTP 400: refund key already used with other parameters");
+        return;
+    }
+    if (st == 400) {
+        /* amount_too_large, charge_already_refunded, charge_not_refundable, validation: the
+         * provider refused before refunding, and will again. */
+        map_error_body(r, "invalid_request", out);
+        payments_copy_str(out->charge_id, sizeof(out->charge_id), "");
+        return;
+    }
+    if (st == 404 && error_is(r, "code", "resource_missing")) {
+        map_error_body(r, "resource_missing", out);
+        payments_copy_str(out->failure_code, sizeof(out->failure_code), "charge_not_found");
+        payments_copy_str(out->charge_id, sizeof(out->charge_id), "");
+        return;
+    }
+    if (payments_map_not_processed_status(r, PROVIDER_A_NAME, PROVIDER_A_KEY_VAR, out)) {
+        return;
+    }
+    snprintf(out->detail, sizeof(out->detail), "HTTP %ld: undocumented answer", st);
+}
+
+/* A list answer {"data":[...]} of the resources made under one idempotency key. */
+static payments_lookup_status map_list(const keel_http_result *r, object_mapper map_object,
+                                       payments_charge_outcome *out)
+{
+    payments_outcome_reset(out, PAYMENTS_CHARGE_UNKNOWN);
+    if (payments_map_transport(r, out)) {
         return PAYMENTS_LOOKUP_FAILED;
     }
     out->http_status = r->status;
@@ -247,30 +221,30 @@ static payments_lookup_status map_lookup(const keel_http_result *r, payments_cha
         return PAYMENTS_LOOKUP_FAILED;
     }
     payments_lookup_status result = PAYMENTS_LOOKUP_FAILED;
-    json_t *root = parse_object(r);
+    json_t *root = payments_json_object_body(r);
     const json_t *data = root != NULL ? json_object_get(root, "data") : NULL;
     if (!json_is_array(data)) {
         snprintf(out->detail, sizeof(out->detail), "lookup answer without a data array");
         goto done;
     }
     if (json_array_size(data) == 0) {
-        snprintf(out->detail, sizeof(out->detail), "no charge under this idempotency key");
+        snprintf(out->detail, sizeof(out->detail), "nothing under this idempotency key");
         result = PAYMENTS_LOOKUP_NOT_FOUND;
         goto done;
     }
-    /* One key names one charge; should a provider ever list more, a success among them wins
+    /* One key names one resource; should a provider ever list more, a success among them wins
      * because that money moved. */
     payments_charge_outcome best;
-    outcome_reset(&best, PAYMENTS_CHARGE_UNKNOWN);
-    snprintf(best.detail, sizeof(best.detail), "no readable charge in the lookup answer");
+    payments_outcome_reset(&best, PAYMENTS_CHARGE_UNKNOWN);
+    snprintf(best.detail, sizeof(best.detail), "nothing readable in the lookup answer");
     for (size_t i = 0; i < json_array_size(data); i++) {
-        const json_t *charge = json_array_get(data, i);
+        const json_t *obj = json_array_get(data, i);
         payments_charge_outcome one;
-        outcome_reset(&one, PAYMENTS_CHARGE_UNKNOWN);
-        if (!json_is_object(charge)) {
+        payments_outcome_reset(&one, PAYMENTS_CHARGE_UNKNOWN);
+        if (!json_is_object(obj)) {
             continue;
         }
-        map_charge_object(charge, &one);
+        map_object(obj, &one);
         if (one.status == PAYMENTS_CHARGE_SUCCEEDED) {
             best = one;
             break;
@@ -284,7 +258,7 @@ static payments_lookup_status map_lookup(const keel_http_result *r, payments_cha
     }
     best.http_status = r->status;
     *out = best;
-    /* A pending or unreadable charge leaves us where we were: not knowing. */
+    /* A pending or unreadable resource leaves us where we were: not knowing. */
     result =
         best.status == PAYMENTS_CHARGE_UNKNOWN ? PAYMENTS_LOOKUP_FAILED : PAYMENTS_LOOKUP_FOUND;
 done:
@@ -295,30 +269,41 @@ done:
 void payments_provider_a_map_charge(const keel_http_result *r, payments_charge_outcome *out)
 {
     map_charge(r, out);
-    outcome_sanitize(out);
+    payments_outcome_sanitize(out);
 }
 
 payments_lookup_status payments_provider_a_map_lookup(const keel_http_result *r,
                                                       payments_charge_outcome *out)
 {
-    payments_lookup_status st = map_lookup(r, out);
-    outcome_sanitize(out);
+    payments_lookup_status st = map_list(r, map_charge_object, out);
+    payments_outcome_sanitize(out);
     return st;
 }
+
+void payments_provider_a_map_refund(const keel_http_result *r, payments_charge_outcome *out)
+{
+    map_refund(r, out);
+    payments_outcome_sanitize(out);
+}
+
+payments_lookup_status payments_provider_a_map_refund_lookup(const keel_http_result *r,
+                                                             payments_charge_outcome *out)
+{
+    payments_lookup_status st = map_list(r, map_refund_object, out);
+    payments_outcome_sanitize(out);
+    return st;
+}
+
+/* ---- the calls ---------------------------------------------------------------------------- */
 
 /* Builds {"amount","currency","source","description","metadata"}. NULL when the stored
  * metadata is not a JSON object (which intake never writes). */
 static char *charge_body(const payments_charge_request *req)
 {
     char *text = NULL;
-    json_t *metadata = NULL;
-    if (req->metadata_json != NULL && req->metadata_json[0] != '\0') {
-        metadata = json_loads(req->metadata_json, 0, NULL);
-        if (!json_is_object(metadata)) {
-            goto done;
-        }
-    } else {
-        metadata = json_object();
+    json_t *metadata = payments_metadata_object(req->metadata_json);
+    if (metadata == NULL) {
+        goto done;
     }
     json_t *body = json_pack(
         "{s:I, s:s, s:s, s:s, s:O}", "amount", (json_int_t)req->amount, "currency", req->currency,
@@ -336,162 +321,60 @@ done:
 static void provider_a_charge(payments_provider *p, const payments_charge_request *req,
                               payments_charge_outcome *out)
 {
-    const provider_a *a = p->impl;
-    keel_http_result res;
-    memset(&res, 0, sizeof(res));
-    char url[1024];
-    char idem[160];
-    char trace[KEEL_TRACEPARENT_LEN + 16];
-    char child[KEEL_TRACEPARENT_LEN];
-
-    char *body = charge_body(req);
-    if (body == NULL) {
-        /* Nothing was sent, and the stored request can never be sent: a final failure. */
-        outcome_reset(out, PAYMENTS_CHARGE_DECLINED);
-        copy_str(out->failure_code, sizeof(out->failure_code), "invalid_request");
-        copy_str(out->failure_message, sizeof(out->failure_message),
-                 "the stored payment could not be encoded for provider_a");
-        copy_str(out->detail, sizeof(out->detail), "charge body could not be built");
-        return;
-    }
-    snprintf(url, sizeof(url), "%s/v1/charges", a->base_url);
-    snprintf(idem, sizeof(idem), "Idempotency-Key: %s", req->payment_id);
-    keel_traceparent_child(req->traceparent, child);
-    snprintf(trace, sizeof(trace), "traceparent: %s", child);
-    const char *headers[] = {
-        a->auth_header, idem, "Content-Type: application/json", "Accept: application/json",
-        trace,          NULL};
-    keel_http_call call = {
-        .method = "POST",
-        .url = url,
-        .headers = headers,
-        .body = body,
-        .body_len = strlen(body),
-        .connect_timeout_ms = a->connect_timeout_ms,
-        .total_timeout_ms = a->timeout_ms,
-        .max_response_bytes = PAYMENTS_PROVIDER_A_MAX_RESPONSE_BYTES,
-    };
-    keel_http_client_do(&call, &res);
-    payments_provider_a_map_charge(&res, out);
-    if (res.failure == KEEL_HTTP_OK && (res.status == 401 || res.status == 403)) {
-        keel_log_error("provider_a refused our credentials (HTTP %ld) for payment %s: set "
-                       "KEEL_PAYMENTS_PROVIDER_API_KEY(_FILE) to the key provider_a expects",
-                       res.status, req->payment_id);
-    }
-    keel_http_result_clear(&res);
-    free(body);
-    body = NULL;
+    payments_http_peer_send(p->impl, "/v1/charges", charge_body(req), req->payment_id,
+                            req->traceparent, "payment", payments_provider_a_map_charge, out);
 }
 
 static payments_lookup_status provider_a_lookup(payments_provider *p, const char *payment_id,
                                                 const char *traceparent,
                                                 payments_charge_outcome *out)
 {
-    const provider_a *a = p->impl;
-    keel_http_result res;
-    memset(&res, 0, sizeof(res));
-    char url[1024];
-    char trace[KEEL_TRACEPARENT_LEN + 16];
-    char child[KEEL_TRACEPARENT_LEN];
-
+    char path[256];
     /* payment ids are "pay_" + hex (checked at intake), so they need no URL escaping. */
-    snprintf(url, sizeof(url), "%s/v1/charges?idempotency_key=%s", a->base_url, payment_id);
-    keel_traceparent_child(traceparent, child);
-    snprintf(trace, sizeof(trace), "traceparent: %s", child);
-    const char *headers[] = {a->auth_header, "Accept: application/json", trace, NULL};
-    keel_http_call call = {
-        .method = "GET",
-        .url = url,
-        .headers = headers,
-        .connect_timeout_ms = a->connect_timeout_ms,
-        .total_timeout_ms = a->timeout_ms,
-        .max_response_bytes = PAYMENTS_PROVIDER_A_MAX_RESPONSE_BYTES,
-    };
-    keel_http_client_do(&call, &res);
-    payments_lookup_status st = payments_provider_a_map_lookup(&res, out);
-    if (res.failure == KEEL_HTTP_OK && (res.status == 401 || res.status == 403)) {
-        keel_log_error("provider_a refused our credentials (HTTP %ld) on a status lookup: set "
-                       "KEEL_PAYMENTS_PROVIDER_API_KEY(_FILE) to the key provider_a expects",
-                       res.status);
-    }
-    keel_http_result_clear(&res);
-    return st;
+    snprintf(path, sizeof(path), "/v1/charges?idempotency_key=%s", payment_id);
+    return payments_http_peer_lookup(p->impl, path, traceparent, payments_provider_a_map_lookup,
+                                     out);
 }
 
-static void provider_a_free(payments_provider *p)
+static void provider_a_refund(payments_provider *p, const payments_refund_request *req,
+                              payments_charge_outcome *out)
 {
-    if (p == NULL) {
-        return;
+    char *body = NULL;
+    /* Without the charge's id there is nothing to refund at provider A: body stays NULL, a
+     * final refusal. */
+    if (req->charge_id != NULL && req->charge_id[0] != '\0') {
+        json_t *obj = json_pack("{s:s, s:I, s:{s:s, s:s}}", "charge", req->charge_id, "amount",
+                                (json_int_t)req->amount, "metadata", "keel_refund_id",
+                                req->refund_id, "keel_payment_id", req->payment_id);
+        body = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+        json_decref(obj);
     }
-    provider_a *a = p->impl;
-    if (a != NULL) {
-        free(a->base_url);
-        a->base_url = NULL;
-        if (a->auth_header != NULL) {
-            /* The key should not linger in freed memory. */
-            memset(a->auth_header, 0, strlen(a->auth_header));
-            free(a->auth_header);
-            a->auth_header = NULL;
-        }
-        free(a);
-        p->impl = NULL;
-    }
-    free(p);
+    payments_http_peer_send(p->impl, "/v1/refunds", body, req->refund_id, req->traceparent,
+                            "refund", payments_provider_a_map_refund, out);
+}
+
+static payments_lookup_status provider_a_refund_lookup(payments_provider *p,
+                                                       const payments_refund_request *req,
+                                                       payments_charge_outcome *out)
+{
+    char path[256];
+    /* refund ids are "re_" + hex (checked at intake). */
+    snprintf(path, sizeof(path), "/v1/refunds?idempotency_key=%s", req->refund_id);
+    return payments_http_peer_lookup(p->impl, path, req->traceparent,
+                                     payments_provider_a_map_refund_lookup, out);
 }
 
 payments_provider *payments_provider_a_new(const payments_provider_a_options *opts, char *err,
                                            size_t err_len)
 {
-    payments_provider *p = NULL;
-    provider_a *a = NULL;
-    if (opts->base_url == NULL || opts->base_url[0] == '\0') {
-        snprintf(err, err_len, "provider_a needs a base URL (KEEL_PAYMENTS_PROVIDER_URL)");
-        goto fail;
-    }
-    if (opts->api_key == NULL || opts->api_key[0] == '\0') {
-        snprintf(err, err_len,
-                 "provider_a needs an API key (KEEL_PAYMENTS_PROVIDER_API_KEY or its _FILE)");
-        goto fail;
-    }
-    if (opts->timeout_ms <= 0 || opts->connect_timeout_ms <= 0 ||
-        opts->connect_timeout_ms > opts->timeout_ms) {
-        snprintf(err, err_len,
-                 "provider_a timeouts must be positive with connect (%ld ms) <= total (%ld ms)",
-                 opts->connect_timeout_ms, opts->timeout_ms);
-        goto fail;
-    }
-    p = calloc(1, sizeof(*p));
-    a = calloc(1, sizeof(*a));
-    if (p == NULL || a == NULL) {
-        snprintf(err, err_len, "out of memory creating provider_a");
-        goto fail;
-    }
-    a->base_url = strdup(opts->base_url);
-    size_t auth_len = strlen("Authorization: Bearer ") + strlen(opts->api_key) + 1;
-    a->auth_header = malloc(auth_len);
-    if (a->base_url == NULL || a->auth_header == NULL) {
-        snprintf(err, err_len, "out of memory creating provider_a");
-        goto fail;
-    }
-    snprintf(a->auth_header, auth_len, "Authorization: Bearer %s", opts->api_key);
-    size_t n = strlen(a->base_url);
-    while (n > 0 && a->base_url[n - 1] == '/') {
-        a->base_url[--n] = '\0';
-    }
-    a->timeout_ms = opts->timeout_ms;
-    a->connect_timeout_ms = opts->connect_timeout_ms;
-    p->name = "provider_a";
-    p->impl = a;
-    p->charge = provider_a_charge;
-    p->lookup = provider_a_lookup;
-    p->free = provider_a_free;
-    return p;
-fail:
+    payments_provider *p = payments_http_provider_new(
+        PROVIDER_A_NAME, opts->base_url, opts->api_key, opts->timeout_ms, opts->connect_timeout_ms,
+        PROVIDER_A_URL_VAR, PROVIDER_A_KEY_VAR, err, err_len);
     if (p != NULL) {
-        p->impl = a;
-        provider_a_free(p);
-    } else if (a != NULL) {
-        free(a);
+        p->charge = provider_a_charge;
+        p->lookup = provider_a_lookup;
+        p->refund = provider_a_refund;
+        p->refund_lookup = provider_a_refund_lookup;
     }
-    return NULL;
+    return p;
 }

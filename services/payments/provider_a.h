@@ -6,9 +6,7 @@
 
 #include "keel/http_client.h"
 #include "provider.h"
-
-/* The largest answer we read from provider A; a bigger one counts as no usable answer. */
-#define PAYMENTS_PROVIDER_A_MAX_RESPONSE_BYTES (64 * 1024)
+#include "provider_http.h"
 
 typedef struct payments_provider_a_options {
     const char *base_url; /* e.g. "http://127.0.0.1:18101"; a trailing '/' is ignored */
@@ -26,5 +24,8 @@ payments_provider *payments_provider_a_new(const payments_provider_a_options *op
 void payments_provider_a_map_charge(const keel_http_result *r, payments_charge_outcome *out);
 payments_lookup_status payments_provider_a_map_lookup(const keel_http_result *r,
                                                       payments_charge_outcome *out);
+void payments_provider_a_map_refund(const keel_http_result *r, payments_charge_outcome *out);
+payments_lookup_status payments_provider_a_map_refund_lookup(const keel_http_result *r,
+                                                             payments_charge_outcome *out);
 
 #endif

@@ -10,6 +10,7 @@
 #include "keel/log.h"
 #include "keel/v1/payments.pb-c.h"
 #include "payment_store.h"
+#include "refund_intake.h"
 #include "request_validate.h"
 
 typedef struct intake_tx {
@@ -51,9 +52,12 @@ keel_handle_result payments_intake_handle(const keel_message *msg, void *ctx, ch
     char why[256];
     intake_tx tx = {.msg = msg};
 
+    if (strcmp(msg->ce.type, PAYMENTS_REFUND_REQUESTED_TYPE) == 0) {
+        return payments_refund_intake_handle(msg, in, reason, reason_len);
+    }
     if (strcmp(msg->ce.type, PAYMENTS_REQUESTED_TYPE) != 0) {
-        snprintf(reason, reason_len, "unknown event type \"%s\" (expected %s)", msg->ce.type,
-                 PAYMENTS_REQUESTED_TYPE);
+        snprintf(reason, reason_len, "unknown event type \"%s\" (expected %s or %s)", msg->ce.type,
+                 PAYMENTS_REQUESTED_TYPE, PAYMENTS_REFUND_REQUESTED_TYPE);
         return KEEL_HANDLE_POISON;
     }
     req = keel__v1__payment_requested__unpack(NULL, msg->len, msg->payload);

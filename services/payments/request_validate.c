@@ -8,12 +8,14 @@
 
 #include "keel/money.h"
 
-bool payments_payment_id_valid(const char *s)
+/* True if s is prefix followed by exactly 32 lowercase hex digits. */
+static bool prefixed_hex32(const char *s, const char *prefix)
 {
-    if (s == NULL || strncmp(s, "pay_", 4) != 0 || strlen(s) != 4 + 32) {
+    size_t n = strlen(prefix);
+    if (s == NULL || strncmp(s, prefix, n) != 0 || strlen(s) != n + 32) {
         return false;
     }
-    for (const char *p = s + 4; *p != '\0'; p++) {
+    for (const char *p = s + n; *p != '\0'; p++) {
         /* Lowercase only: the id is a primary key, and "pay_AB.." and "pay_ab.." must not
          * become two payments. */
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) {
@@ -21,6 +23,16 @@ bool payments_payment_id_valid(const char *s)
         }
     }
     return true;
+}
+
+bool payments_payment_id_valid(const char *s)
+{
+    return prefixed_hex32(s, "pay_");
+}
+
+bool payments_refund_id_valid(const char *s)
+{
+    return prefixed_hex32(s, "re_");
 }
 
 bool payments_utf8_valid(const char *s)
@@ -161,4 +173,33 @@ bool payments_request_validate(const Keel__V1__PaymentRequested *req, char *err,
         }
     }
     return true;
+}
+
+bool payments_refund_request_validate(const Keel__V1__RefundRequested *req, char *err,
+                                      size_t err_len)
+{
+    const keel_currency *cur = keel_currency_find(or_empty(req->currency));
+    if (!payments_refund_id_valid(req->refund_id)) {
+        snprintf(err, err_len, "invalid refund_id: must be \"re_\" and 32 lowercase hex digits");
+    } else if (!payments_payment_id_valid(req->payment_id)) {
+        snprintf(err, err_len, "invalid payment_id: must be \"pay_\" and 32 lowercase hex digits");
+    } else if (or_empty(req->merchant_id)[0] == '\0' || strlen(req->merchant_id) > 100 ||
+               !payments_utf8_valid(req->merchant_id)) {
+        snprintf(err, err_len, "invalid merchant_id: must be 1..100 bytes of UTF-8");
+    } else if (req->amount <= 0) {
+        snprintf(err, err_len, "invalid amount: must be > 0");
+    } else if (cur == NULL) {
+        snprintf(err, err_len, "invalid currency: \"%.16s\" is not a currency keel supports",
+                 or_empty(req->currency));
+    } else if (req->amount > cur->max_amount) {
+        snprintf(err, err_len, "invalid amount: must be at most %" PRId64 " for %s",
+                 cur->max_amount, cur->code);
+    } else if (strlen(or_empty(req->reason)) > PAYMENTS_DESCRIPTION_MAX_BYTES ||
+               !payments_utf8_valid(or_empty(req->reason))) {
+        snprintf(err, err_len, "invalid reason: must be at most %d bytes of UTF-8",
+                 PAYMENTS_DESCRIPTION_MAX_BYTES);
+    } else {
+        return true;
+    }
+    return false;
 }

@@ -8,6 +8,7 @@
 
 #include "keel/money.h"
 #include "keel/v1/payments.pb-c.h"
+#include "keel/v1/refunds.pb-c.h"
 
 #define PAYMENTS_DESCRIPTION_MAX_BYTES 1000
 #define PAYMENTS_METADATA_MAX_KEYS 50
@@ -21,6 +22,14 @@ bool payments_request_validate(const Keel__V1__PaymentRequested *req, char *err,
 
 /* True if s is "pay_" followed by exactly 32 lowercase hex digits. */
 bool payments_payment_id_valid(const char *s);
+/* True if s is "re_" followed by exactly 32 lowercase hex digits. */
+bool payments_refund_id_valid(const char *s);
+
+/* The rules of a RefundRequested, like payments_request_validate: the shape only (ids,
+ * merchant, amount > 0 and within the currency's maximum, a known currency, a reason of at
+ * most 1000 bytes of UTF-8). Whether the payment allows the refund is decided at intake. */
+bool payments_refund_request_validate(const Keel__V1__RefundRequested *req, char *err,
+                                      size_t err_len);
 
 /* True if s is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
 bool payments_utf8_valid(const char *s);

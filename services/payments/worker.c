@@ -1,4 +1,5 @@
-/* The payment state machine, run by a few worker threads that share the work through leases. */
+/* The worker threads: they share due payments and refunds through leases and run each through
+ * its state machine (payment_flow.c, refund_flow.c). */
 #include "worker.h"
 
 #include <errno.h>
@@ -10,12 +11,11 @@
 
 #include "keel/clock.h"
 #include "keel/cloudevents.h"
-#include "keel/failpoint.h"
 #include "keel/log.h"
-#include "keel/metrics.h"
+#include "keel/retry.h"
 #include "keel/shutdown.h"
-#include "payment_events.h"
 #include "payment_store.h"
+#include "refund_store.h"
 
 /* How long a worker waits for a pooled connection before treating the database as away. */
 #define WORKER_ACQUIRE_TIMEOUT_MS 2000
@@ -28,10 +28,12 @@ typedef struct worker_thread {
     pthread_t tid;
     bool started;
     uint64_t rng;
+    bool refunds_first; /* alternates, so a stream of due payments cannot starve refunds */
 } worker_thread;
 
 struct payments_workers {
     payments_workers_options opts;
+    payments_flow flow;
     char *instance_id;
     char *events_topic;
     pthread_mutex_t mu;
@@ -44,102 +46,14 @@ struct payments_workers {
     int count;
 };
 
-/* ---- pure decisions ------------------------------------------------------------------ */
-
-payments_action payments_worker_decide(payments_charge_status outcome, int attempts_before,
-                                       int max_attempts, bool ambiguous)
-{
-    if (outcome == PAYMENTS_CHARGE_SUCCEEDED) {
-        return PAYMENTS_ACTION_SUCCEED;
-    }
-    if (outcome == PAYMENTS_CHARGE_DECLINED) {
-        return PAYMENTS_ACTION_FAIL;
-    }
-    if (max_attempts < 1) {
-        max_attempts = 1;
-    }
-    if (attempts_before + 1 < max_attempts) {
-        return PAYMENTS_ACTION_RETRY;
-    }
-    /* Out of attempts. Failing the payment is safe only when no attempt could have charged:
-     * otherwise the merchant would be told "failed" about money that may have moved. */
-    if (outcome == PAYMENTS_CHARGE_NOT_PROCESSED && !ambiguous) {
-        return PAYMENTS_ACTION_FAIL_UNAVAILABLE;
-    }
-    return PAYMENTS_ACTION_REVIEW;
-}
-
-int64_t payments_worker_retry_delay_ms(int attempts_before, uint64_t *rng)
-{
-    const keel_backoff b = {
-        .base_ms = PAYMENTS_RETRY_BASE_MS, .cap_ms = PAYMENTS_RETRY_CAP_MS, .max_attempts = 0};
-    return keel_backoff_delay_ms(&b, attempts_before < 0 ? 0 : attempts_before, rng);
-}
-
-const char *payments_action_name(payments_action a)
-{
-    switch (a) {
-    case PAYMENTS_ACTION_SUCCEED:
-        return "succeed";
-    case PAYMENTS_ACTION_FAIL:
-        return "fail";
-    case PAYMENTS_ACTION_RETRY:
-        return "retry";
-    case PAYMENTS_ACTION_FAIL_UNAVAILABLE:
-        return "fail_unavailable";
-    case PAYMENTS_ACTION_REVIEW:
-        return "review";
-    }
-    return "invalid";
-}
-
-/* ---- metrics ------------------------------------------------------------------------- */
-
-static void metric_outcome(const char *status)
-{
-    char labels[64];
-    snprintf(labels, sizeof(labels), "status=\"%s\"", status);
-    keel_metric_inc(keel_metrics_counter(keel_metrics_default(), "keel_payments_outcomes_total",
-                                         "Payments that reached a final status, by status",
-                                         labels));
-}
-
-static void metric_call(const char *provider, const char *operation, const char *result,
-                        double seconds)
-{
-    char labels[160];
-    snprintf(labels, sizeof(labels), "provider=\"%s\",operation=\"%s\",result=\"%s\"", provider,
-             operation, result);
-    keel_metric_inc(keel_metrics_counter(
-        keel_metrics_default(), "keel_payments_provider_calls_total",
-        "Calls to payment providers, by provider, operation (charge, lookup) and result", labels));
-    snprintf(labels, sizeof(labels), "provider=\"%s\",operation=\"%s\"", provider, operation);
-    keel_metric_observe(
-        keel_metrics_histogram(keel_metrics_default(), "keel_payments_provider_call_seconds",
-                               "Duration of calls to payment providers", labels, NULL, 0),
-        seconds);
-}
-
-/* Registers the outcome series at zero so dashboards and alerts see them before the first
- * payment. */
-static void metrics_register(void)
-{
-    static const char *const statuses[] = {"succeeded", "failed", "requires_review"};
-    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
-        char labels[64];
-        snprintf(labels, sizeof(labels), "status=\"%s\"", statuses[i]);
-        keel_metrics_counter(keel_metrics_default(), "keel_payments_outcomes_total",
-                             "Payments that reached a final status, by status", labels);
-    }
-}
-
 /* ---- waking up ------------------------------------------------------------------------ */
 
 /* Remembers that a payment falls due in delay_ms, so a waiting worker wakes then instead of
  * at its next poll: retries of a few hundred milliseconds keep their timing. Payments other
  * instances scheduled are found by the poll. */
-static void workers_schedule(payments_workers *ws, int64_t delay_ms)
+static void workers_schedule(void *arg, int64_t delay_ms)
 {
+    payments_workers *ws = arg;
     int64_t due = keel_clock_monotonic_ms() + (delay_ms > 0 ? delay_ms : 0);
     pthread_mutex_lock(&ws->mu);
     if (ws->next_due_ms == 0 || due < ws->next_due_ms) {
@@ -147,242 +61,6 @@ static void workers_schedule(payments_workers *ws, int64_t delay_ms)
     }
     pthread_cond_broadcast(&ws->cond); /* waiters recompute their deadline */
     pthread_mutex_unlock(&ws->mu);
-}
-
-/* ---- one payment ---------------------------------------------------------------------- */
-
-typedef struct record_tx {
-    worker_thread *t;
-    const payments_payment *p;
-    payments_action action;
-    payments_record rec;
-} record_tx;
-
-static keel_result record_body(keel_db *db, void *arg)
-{
-    record_tx *tx = arg;
-    const payments_workers *ws = tx->t->ws;
-    keel_result rc = payments_store_record(db, tx->p->id, tx->t->owner, &tx->rec);
-    if (rc != KEEL_OK) {
-        return rc;
-    }
-    switch (tx->action) {
-    case PAYMENTS_ACTION_SUCCEED:
-        return payments_events_succeeded(db, ws->events_topic, tx->p, tx->rec.provider,
-                                         tx->rec.provider_charge_id);
-    case PAYMENTS_ACTION_FAIL:
-    case PAYMENTS_ACTION_FAIL_UNAVAILABLE:
-        return payments_events_failed(db, ws->events_topic, tx->p, tx->rec.provider,
-                                      tx->rec.failure_code, tx->rec.failure_message);
-    case PAYMENTS_ACTION_RETRY:
-    case PAYMENTS_ACTION_REVIEW:
-        /* No event for review yet: nobody knows the outcome, and announcing one would be a
-         * guess. */
-        return KEEL_OK;
-    }
-    return KEEL_ERR;
-}
-
-/* Records the outcome of one attempt: state change and event in one transaction, only while
- * this thread still holds the lease. */
-static void record_outcome(worker_thread *t, const payments_payment *p, const char *operation,
-                           const payments_charge_outcome *out, bool ambiguous)
-{
-    payments_workers *ws = t->ws;
-    const char *provider = ws->opts.provider->name;
-    char last_error[512];
-    char message[400];
-    snprintf(last_error, sizeof(last_error), "%s %s: %s", provider, operation, out->detail);
-
-    record_tx tx = {.t = t, .p = p};
-    tx.action = payments_worker_decide(out->status, p->attempts, ws->opts.max_attempts, ambiguous);
-    payments_record *rec = &tx.rec;
-    rec->provider = provider;
-    rec->provider_charge_id = out->charge_id;
-    rec->attempts = p->attempts;
-    rec->ambiguous = ambiguous;
-    switch (tx.action) {
-    case PAYMENTS_ACTION_SUCCEED:
-        rec->status = "succeeded";
-        rec->phase = PAYMENTS_PHASE_DONE;
-        break;
-    case PAYMENTS_ACTION_FAIL:
-        rec->status = "failed";
-        rec->phase = PAYMENTS_PHASE_DONE;
-        rec->failure_code = out->failure_code;
-        rec->failure_message = out->failure_message;
-        break;
-    case PAYMENTS_ACTION_RETRY:
-        rec->status = "processing";
-        /* Not processed: nothing can be charged, the next attempt may charge right away.
-         * Unknown: the next attempt must ask the provider first. */
-        rec->phase = out->status == PAYMENTS_CHARGE_NOT_PROCESSED ? PAYMENTS_PHASE_RECEIVED
-                                                                  : PAYMENTS_PHASE_CHARGE_STARTED;
-        rec->attempts = p->attempts + 1;
-        rec->retry_delay_ms = payments_worker_retry_delay_ms(p->attempts, &t->rng);
-        rec->last_error = last_error;
-        break;
-    case PAYMENTS_ACTION_FAIL_UNAVAILABLE:
-        rec->status = "failed";
-        rec->phase = PAYMENTS_PHASE_DONE;
-        rec->attempts = p->attempts + 1;
-        rec->failure_code = "provider_unavailable";
-        snprintf(message, sizeof(message),
-                 "%s did not process the charge in %d attempts; nothing was charged", provider,
-                 rec->attempts);
-        rec->failure_message = message;
-        rec->last_error = last_error;
-        break;
-    case PAYMENTS_ACTION_REVIEW:
-        rec->status = "requires_review";
-        rec->phase = PAYMENTS_PHASE_DONE;
-        rec->attempts = p->attempts + 1;
-        rec->last_error = last_error;
-        break;
-    }
-
-    keel_db *db = keel_db_pool_acquire(ws->opts.pool, WORKER_ACQUIRE_TIMEOUT_MS);
-    keel_result rc = KEEL_ERR_TRANSIENT;
-    if (db != NULL) {
-        rc = keel_db_transaction(db, NULL, record_body, &tx, NULL);
-        keel_db_pool_release(ws->opts.pool, db);
-        db = NULL;
-    }
-    if (rc == KEEL_ERR_CONFLICT) {
-        keel_log_warn("payment %s: lease lost before recording %s (%s); another worker resolves "
-                      "it through a status lookup",
-                      p->id, payments_action_name(tx.action), out->detail);
-        return;
-    }
-    if (rc != KEEL_OK) {
-        keel_log_error("payment %s: could not record %s (%s, database %s); it stays in phase "
-                       "%s and is resolved by a status lookup when the lease expires",
-                       p->id, payments_action_name(tx.action), out->detail, keel_result_name(rc),
-                       "charge_started");
-        return;
-    }
-    switch (tx.action) {
-    case PAYMENTS_ACTION_SUCCEED:
-        metric_outcome("succeeded");
-        keel_log_info("payment %s succeeded at %s (charge %s)", p->id, provider, out->charge_id);
-        break;
-    case PAYMENTS_ACTION_FAIL:
-        metric_outcome("failed");
-        keel_log_info("payment %s failed at %s: %s (%s)", p->id, provider, out->failure_code,
-                      out->failure_message);
-        break;
-    case PAYMENTS_ACTION_RETRY:
-        workers_schedule(ws, rec->retry_delay_ms);
-        keel_log_warn("payment %s: attempt %d of %d without outcome (%s); next in %lld ms", p->id,
-                      rec->attempts, ws->opts.max_attempts, last_error,
-                      (long long)rec->retry_delay_ms);
-        break;
-    case PAYMENTS_ACTION_FAIL_UNAVAILABLE:
-        metric_outcome("failed");
-        keel_log_warn("payment %s failed: %s (%s)", p->id, message, last_error);
-        break;
-    case PAYMENTS_ACTION_REVIEW:
-        metric_outcome("requires_review");
-        keel_log_error("payment %s requires review: after %d attempts nobody knows whether %s "
-                       "charged it (%s); ask %s for the charge under idempotency key %s",
-                       p->id, rec->attempts, provider, last_error, provider, p->id);
-        break;
-    }
-}
-
-/* Commits phase 'charge_started' and a fresh lease before a charge call. False when the call
- * must not happen (lease lost, or the intent could not be made durable). */
-static bool record_intent(worker_thread *t, const payments_payment *p)
-{
-    payments_workers *ws = t->ws;
-    keel_db *db = keel_db_pool_acquire(ws->opts.pool, WORKER_ACQUIRE_TIMEOUT_MS);
-    if (db == NULL) {
-        keel_log_warn("payment %s: no database connection to record the intent to charge; "
-                      "retrying after the lease expires",
-                      p->id);
-        return false;
-    }
-    keel_result rc = payments_store_mark_charge_started(db, p->id, t->owner, ws->opts.lease_ms);
-    keel_db_pool_release(ws->opts.pool, db);
-    db = NULL;
-    if (rc == KEEL_ERR_CONFLICT) {
-        keel_log_warn("payment %s: lease lost before charging; left to its new owner", p->id);
-        return false;
-    }
-    if (rc != KEEL_OK) {
-        keel_log_warn("payment %s: intent to charge not recorded (%s); not charging now", p->id,
-                      keel_result_name(rc));
-        return false;
-    }
-    return true;
-}
-
-static void call_charge(worker_thread *t, const payments_payment *p, payments_charge_outcome *out)
-{
-    payments_provider *prov = t->ws->opts.provider;
-    payments_charge_request req = {
-        .payment_id = p->id,
-        .merchant_id = p->merchant_id,
-        .amount = p->amount,
-        .currency = p->currency,
-        .payment_method = p->payment_method,
-        .description = p->description,
-        .metadata_json = p->metadata_json,
-        .traceparent = p->traceparent,
-    };
-    int64_t start = keel_clock_monotonic_ms();
-    prov->charge(prov, &req, out);
-    double seconds = (double)(keel_clock_monotonic_ms() - start) / 1000.0;
-    metric_call(prov->name, "charge", payments_charge_status_name(out->status), seconds);
-    keel_log_debug("payment %s: charge at %s → %s (%s)", p->id, prov->name,
-                   payments_charge_status_name(out->status), out->detail);
-}
-
-static payments_lookup_status call_lookup(worker_thread *t, const payments_payment *p,
-                                          payments_charge_outcome *out)
-{
-    payments_provider *prov = t->ws->opts.provider;
-    int64_t start = keel_clock_monotonic_ms();
-    payments_lookup_status st = prov->lookup(prov, p->id, p->traceparent, out);
-    double seconds = (double)(keel_clock_monotonic_ms() - start) / 1000.0;
-    metric_call(prov->name, "lookup", payments_lookup_status_name(st), seconds);
-    return st;
-}
-
-static void process_payment(worker_thread *t, const payments_payment *p)
-{
-    payments_charge_outcome out;
-    memset(&out, 0, sizeof(out));
-    bool ambiguous = p->ambiguous;
-    const char *operation = "charge";
-
-    if (p->phase == PAYMENTS_PHASE_CHARGE_STARTED) {
-        /* An earlier call's outcome was never recorded (a crash, a lost lease) or was unknown:
-         * ask before charging, under the same idempotency key. */
-        ambiguous = true;
-        operation = "lookup";
-        payments_lookup_status st = call_lookup(t, p, &out);
-        if (st == PAYMENTS_LOOKUP_FOUND) {
-            keel_log_info("payment %s: status lookup found a charge (%s)", p->id, out.detail);
-            record_outcome(t, p, operation, &out, ambiguous);
-            return;
-        }
-        if (st == PAYMENTS_LOOKUP_FAILED) {
-            out.status = PAYMENTS_CHARGE_UNKNOWN;
-            record_outcome(t, p, operation, &out, ambiguous);
-            return;
-        }
-        keel_log_info("payment %s: no charge under its key at %s; charging again", p->id,
-                      t->ws->opts.provider->name);
-        operation = "charge";
-    }
-    if (!record_intent(t, p)) {
-        return;
-    }
-    KEEL_FAILPOINT("payments.before_charge");
-    call_charge(t, p, &out);
-    KEEL_FAILPOINT("payments.after_charge");
-    record_outcome(t, p, operation, &out, ambiguous || out.status == PAYMENTS_CHARGE_UNKNOWN);
 }
 
 /* ---- threads -------------------------------------------------------------------------- */
@@ -443,6 +121,63 @@ static void workers_wait(payments_workers *ws, uint64_t seen, int64_t ms)
     pthread_mutex_unlock(&ws->mu);
 }
 
+/* Sets the log's trace id from a traceparent while an item is worked. */
+static void worker_trace(const char *traceparent)
+{
+    char trace_id[33];
+    keel_traceparent_trace_id(traceparent, trace_id);
+    keel_log_set_trace_id(trace_id[0] != '\0' ? trace_id : NULL);
+}
+
+/* Claims one due payment (refund false) or refund (true) and works it. KEEL_ERR_NOT_FOUND
+ * when none is due; another error when the database is away. */
+static keel_result worker_work_kind(worker_thread *t, bool refund)
+{
+    payments_workers *ws = t->ws;
+    payments_payment p;
+    payments_refund r;
+    memset(&p, 0, sizeof(p));
+    memset(&r, 0, sizeof(r));
+    keel_db *db = keel_db_pool_acquire(ws->opts.pool, WORKER_ACQUIRE_TIMEOUT_MS);
+    if (db == NULL) {
+        return KEEL_ERR_TRANSIENT;
+    }
+    keel_result rc = refund ? payments_refund_store_claim(db, t->owner, ws->opts.lease_ms, &r)
+                            : payments_store_claim(db, t->owner, ws->opts.lease_ms, &p);
+    keel_db_pool_release(ws->opts.pool, db);
+    db = NULL;
+    if (rc != KEEL_OK) {
+        return rc;
+    }
+    payments_flow_worker fw = {
+        .flow = &ws->flow,
+        .owner = t->owner,
+        .rng = &t->rng,
+        .claimed_at_ms = keel_clock_monotonic_ms(),
+    };
+    worker_trace(refund ? r.traceparent : p.traceparent);
+    if (refund) {
+        payments_flow_refund(&fw, &r);
+    } else {
+        payments_flow_payment(&fw, &p);
+        payments_payment_clear(&p);
+    }
+    keel_log_set_trace_id(NULL);
+    return KEEL_OK;
+}
+
+/* Works one due item, payments and refunds taking turns to go first. */
+static keel_result worker_work_one(worker_thread *t)
+{
+    bool first = t->refunds_first;
+    t->refunds_first = !t->refunds_first;
+    keel_result rc = worker_work_kind(t, first);
+    if (rc == KEEL_ERR_NOT_FOUND) {
+        rc = worker_work_kind(t, !first);
+    }
+    return rc;
+}
+
 static void *worker_main(void *arg)
 {
     worker_thread *t = arg;
@@ -454,23 +189,9 @@ static void *worker_main(void *arg)
     keel_log_info("payments worker %s started", t->owner);
     while (!workers_stopping(ws)) {
         uint64_t seen = workers_generation(ws);
-        payments_payment p;
-        memset(&p, 0, sizeof(p));
-        keel_result rc = KEEL_ERR_TRANSIENT;
-        keel_db *db = keel_db_pool_acquire(ws->opts.pool, WORKER_ACQUIRE_TIMEOUT_MS);
-        if (db != NULL) {
-            rc = payments_store_claim(db, t->owner, ws->opts.lease_ms, &p);
-            keel_db_pool_release(ws->opts.pool, db);
-            db = NULL;
-        }
+        keel_result rc = worker_work_one(t);
         if (rc == KEEL_OK) {
             failures = 0;
-            char trace_id[33];
-            keel_traceparent_trace_id(p.traceparent, trace_id);
-            keel_log_set_trace_id(trace_id[0] != '\0' ? trace_id : NULL);
-            process_payment(t, &p);
-            keel_log_set_trace_id(NULL);
-            payments_payment_clear(&p);
             continue; /* more may be due: look again at once */
         }
         int64_t wait_ms = poll_ms;
@@ -542,12 +263,14 @@ payments_workers *payments_workers_start(const payments_workers_options *opts, c
     pthread_condattr_t attr;
     bool attr_ready = false;
 
-    if (opts->pool == NULL || opts->provider == NULL || opts->instance_id == NULL ||
-        opts->events_topic == NULL || opts->workers < 1 || opts->lease_ms <= 0 ||
-        opts->max_attempts < 1) {
+    if (opts->pool == NULL || opts->guards == NULL || opts->n_guards < 1 || opts->routes == NULL ||
+        opts->risk == NULL || opts->instance_id == NULL || opts->events_topic == NULL ||
+        opts->workers < 1 || opts->lease_ms <= 0 || opts->max_attempts < 1 ||
+        opts->unknown_deadline_ms <= 0) {
         snprintf(err, err_len,
-                 "payments workers need a pool, a provider, an instance id, an "
-                 "events topic, workers >= 1, lease_ms > 0 and max_attempts >= 1");
+                 "payments workers need a pool, providers, routes, a risk client, an instance "
+                 "id, an events topic, workers >= 1, lease_ms > 0, max_attempts >= 1 and an "
+                 "unknown deadline > 0");
         goto fail;
     }
     ws = calloc(1, sizeof(*ws));
@@ -566,6 +289,19 @@ payments_workers *payments_workers_start(const payments_workers_options *opts, c
     ws->opts.instance_id = ws->instance_id;
     ws->opts.events_topic = ws->events_topic;
     ws->count = opts->workers;
+    ws->flow = (payments_flow){
+        .pool = opts->pool,
+        .guards = opts->guards,
+        .n_guards = opts->n_guards,
+        .routes = opts->routes,
+        .risk = opts->risk,
+        .events_topic = ws->events_topic,
+        .lease_ms = opts->lease_ms,
+        .max_attempts = opts->max_attempts,
+        .unknown_deadline_ms = opts->unknown_deadline_ms,
+        .schedule = workers_schedule,
+        .schedule_arg = ws,
+    };
 
     /* Timed waits on the monotonic clock, so a wall-clock jump cannot stall or spin them. */
     if (pthread_condattr_init(&attr) != 0) {
@@ -587,7 +323,7 @@ payments_workers *payments_workers_start(const payments_workers_options *opts, c
     pthread_condattr_destroy(&attr);
     attr_ready = false;
 
-    metrics_register();
+    payments_flow_metrics_register();
     uint64_t seed = (uint64_t)keel_clock_now_us() | 1u;
     for (int i = 0; i < ws->count; i++) {
         worker_thread *t = &ws->threads[i];

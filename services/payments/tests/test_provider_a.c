@@ -261,6 +261,107 @@ static void test_lookup_answers(void **state)
     }
 }
 
+static void test_charge_400_idempotency_conflict_is_unknown(void **state)
+{
+    /* Our key already names a charge with other parameters: money may have moved. */
+    payments_charge_outcome o;
+    keel_http_result r = answer(
+        400, "{\"error\":{\"type\":\"idempotency_error\",\"code\":\"idempotency_key_reused\"}}");
+    assert_int_equal(charge_status(&r, &o), PAYMENTS_CHARGE_UNKNOWN);
+}
+
+static payments_charge_status refund_status(long status, const char *body,
+                                            payments_charge_outcome *o)
+{
+    keel_http_result r = answer(status, body);
+    payments_provider_a_map_refund(&r, o);
+    return o->status;
+}
+
+static void test_refund_answers(void **state)
+{
+    payments_charge_outcome o;
+    assert_int_equal(refund_status(200,
+                                   "{\"id\":\"re_1\",\"object\":\"refund\",\"amount\":500,"
+                                   "\"charge\":\"ch_1\",\"status\":\"succeeded\"}",
+                                   &o),
+                     PAYMENTS_CHARGE_SUCCEEDED);
+    assert_string_equal(o.charge_id, "re_1");
+    assert_int_equal(refund_status(200, "{\"id\":\"re_2\",\"status\":\"failed\"}", &o),
+                     PAYMENTS_CHARGE_DECLINED);
+    assert_string_equal(o.failure_code, "refund_failed");
+    assert_int_equal(refund_status(200, "{\"id\":\"re_3\",\"status\":\"canceled\"}", &o),
+                     PAYMENTS_CHARGE_DECLINED);
+    /* Pending, unreadable, empty: the money may still move. */
+    const char *unclear[] = {"{\"id\":\"re_4\",\"status\":\"pending\"}",
+                             "{\"status\":\"succeeded\"}",
+                             "{\"id\":\"re_5\"}",
+                             "not json",
+                             "",
+                             NULL,
+                             "[{\"id\":\"re_6\",\"status\":\"succeeded\"}]"};
+    for (size_t i = 0; i < sizeof(unclear) / sizeof(unclear[0]); i++) {
+        assert_int_equal(refund_status(200, unclear[i], &o), PAYMENTS_CHARGE_UNKNOWN);
+    }
+    /* The documented refusals are final, with the provider's code. */
+    const char *codes[] = {"amount_too_large", "charge_already_refunded", "charge_not_refundable",
+                           "amount_too_small", "parameter_unknown"};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body),
+                 "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"%s\","
+                 "\"message\":\"no\"}}",
+                 codes[i]);
+        assert_int_equal(refund_status(400, body, &o), PAYMENTS_CHARGE_DECLINED);
+        assert_string_equal(o.failure_code, codes[i]);
+    }
+    assert_int_equal(refund_status(400, "garbage", &o), PAYMENTS_CHARGE_DECLINED);
+    assert_string_equal(o.failure_code, "invalid_request");
+    assert_int_equal(
+        refund_status(400, "{\"error\":{\"type\":\"idempotency_error\",\"code\":\"x\"}}", &o),
+        PAYMENTS_CHARGE_UNKNOWN);
+    assert_int_equal(refund_status(404,
+                                   "{\"error\":{\"type\":\"invalid_request_error\",\"code\":"
+                                   "\"resource_missing\",\"param\":\"charge\"}}",
+                                   &o),
+                     PAYMENTS_CHARGE_DECLINED);
+    assert_string_equal(o.failure_code, "charge_not_found");
+    /* A bare 404 (a wrong URL?) says nothing about the refund. */
+    assert_int_equal(refund_status(404, "<html>", &o), PAYMENTS_CHARGE_UNKNOWN);
+    long np[] = {401, 403, 429, 500, 502, 503};
+    for (size_t i = 0; i < sizeof(np) / sizeof(np[0]); i++) {
+        assert_int_equal(refund_status(np[i], "{}", &o), PAYMENTS_CHARGE_NOT_PROCESSED);
+    }
+    assert_int_equal(refund_status(504, "{}", &o), PAYMENTS_CHARGE_UNKNOWN);
+    keel_http_result r = failure(KEEL_HTTP_NOT_SENT);
+    payments_provider_a_map_refund(&r, &o);
+    assert_int_equal(o.status, PAYMENTS_CHARGE_NOT_PROCESSED);
+    r = failure(KEEL_HTTP_TIMEOUT_AFTER_SEND);
+    payments_provider_a_map_refund(&r, &o);
+    assert_int_equal(o.status, PAYMENTS_CHARGE_UNKNOWN);
+    r = failure(KEEL_HTTP_TOO_LARGE);
+    payments_provider_a_map_refund(&r, &o);
+    assert_int_equal(o.status, PAYMENTS_CHARGE_UNKNOWN);
+}
+
+static void test_refund_lookup_answers(void **state)
+{
+    payments_charge_outcome o;
+    keel_http_result r = answer(200, "{\"object\":\"list\",\"data\":[]}");
+    assert_int_equal(payments_provider_a_map_refund_lookup(&r, &o), PAYMENTS_LOOKUP_NOT_FOUND);
+    r = answer(200, "{\"data\":[{\"id\":\"re_9\",\"status\":\"succeeded\"}]}");
+    assert_int_equal(payments_provider_a_map_refund_lookup(&r, &o), PAYMENTS_LOOKUP_FOUND);
+    assert_string_equal(o.charge_id, "re_9");
+    r = answer(200, "{\"data\":[{\"id\":\"re_9\",\"status\":\"pending\"}]}");
+    assert_int_equal(payments_provider_a_map_refund_lookup(&r, &o), PAYMENTS_LOOKUP_FAILED);
+    r = answer(200, "{\"data\":");
+    assert_int_equal(payments_provider_a_map_refund_lookup(&r, &o), PAYMENTS_LOOKUP_FAILED);
+    r = answer(500, "{\"data\":[]}");
+    assert_int_equal(payments_provider_a_map_refund_lookup(&r, &o), PAYMENTS_LOOKUP_FAILED);
+    r = failure(KEEL_HTTP_TOO_LARGE);
+    assert_int_equal(payments_provider_a_map_refund_lookup(&r, &o), PAYMENTS_LOOKUP_FAILED);
+}
+
 static void test_new_rejects_bad_options(void **state)
 {
     char err[256];
@@ -338,6 +439,7 @@ static void test_calls_over_http(void **state)
     assert_non_null(srv);
     keel_http_server_route(srv, "POST", "/v1/charges", on_charge, &c);
     keel_http_server_route(srv, "GET", "/v1/charges", on_list, &c);
+    keel_http_server_route(srv, "POST", "/v1/refunds", on_charge, &c);
     char err[256];
     assert_int_equal(keel_http_server_start(srv, err, sizeof(err)), 0);
 
@@ -384,6 +486,25 @@ static void test_calls_over_http(void **state)
     assert_string_equal(c.query, req.payment_id);
     assert_string_equal(c.auth, "Bearer sk_test_1");
 
+    /* A refund: the refund id is the key, the charge and amount go in the body. */
+    c.reply_status = 200;
+    c.reply = "{\"id\":\"re_http\",\"status\":\"succeeded\"}";
+    payments_refund_request rr = {.refund_id = "re_0193ab45cd67ef0123456789abcdef01",
+                                  .payment_id = req.payment_id,
+                                  .charge_id = "ch_http",
+                                  .amount = 500,
+                                  .currency = "usd"};
+    p->refund(p, &rr, &out);
+    assert_int_equal(out.status, PAYMENTS_CHARGE_SUCCEEDED);
+    assert_string_equal(out.charge_id, "re_http");
+    assert_string_equal(c.idem, rr.refund_id);
+    assert_string_equal(json_string_value(json_object_get(c.body, "charge")), "ch_http");
+    assert_int_equal(json_integer_value(json_object_get(c.body, "amount")), 500);
+    /* Without a charge id nothing is sent: a final refusal. */
+    rr.charge_id = "";
+    p->refund(p, &rr, &out);
+    assert_int_equal(out.status, PAYMENTS_CHARGE_DECLINED);
+
     keel_http_server_free(srv);
     srv = NULL;
     /* Nobody listens any more: the request was never sent. */
@@ -408,6 +529,9 @@ int main(void)
         cmocka_unit_test(test_charge_transport_failures),
         cmocka_unit_test(test_truncation_keeps_utf8),
         cmocka_unit_test(test_lookup_answers),
+        cmocka_unit_test(test_charge_400_idempotency_conflict_is_unknown),
+        cmocka_unit_test(test_refund_answers),
+        cmocka_unit_test(test_refund_lookup_answers),
         cmocka_unit_test(test_new_rejects_bad_options),
         cmocka_unit_test(test_calls_over_http),
     };

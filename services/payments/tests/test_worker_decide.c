@@ -6,48 +6,68 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "worker.h"
+#include "flow.h"
 
 static void test_definite_outcomes_are_recorded_at_once(void **state)
 {
     for (int attempts = 0; attempts < 10; attempts++) {
         for (int amb = 0; amb < 2; amb++) {
-            assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_SUCCEEDED, attempts, 8, amb),
-                             PAYMENTS_ACTION_SUCCEED);
-            assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_DECLINED, attempts, 8, amb),
-                             PAYMENTS_ACTION_FAIL);
+            for (int past = 0; past < 2; past++) {
+                assert_int_equal(
+                    payments_worker_decide(PAYMENTS_CHARGE_SUCCEEDED, attempts, 8, amb, past),
+                    PAYMENTS_ACTION_SUCCEED);
+                assert_int_equal(
+                    payments_worker_decide(PAYMENTS_CHARGE_DECLINED, attempts, 8, amb, past),
+                    PAYMENTS_ACTION_FAIL);
+            }
         }
     }
 }
 
-static void test_no_outcome_retries_until_max(void **state)
+static void test_not_processed_retries_until_max(void **state)
 {
-    /* attempts_before counts the earlier attempts; with max 8 the 8th is the last. */
+    /* attempts_before counts the earlier rounds; with max 8 the 8th is the last. */
     for (int attempts = 0; attempts < 7; attempts++) {
-        assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, attempts, 8, false),
-                         PAYMENTS_ACTION_RETRY);
-        assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_UNKNOWN, attempts, 8, true),
-                         PAYMENTS_ACTION_RETRY);
+        assert_int_equal(
+            payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, attempts, 8, false, false),
+            PAYMENTS_ACTION_RETRY);
     }
-    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 7, 8, false),
+    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 7, 8, false, false),
                      PAYMENTS_ACTION_FAIL_UNAVAILABLE);
-    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_UNKNOWN, 7, 8, true),
-                     PAYMENTS_ACTION_REVIEW);
-    /* max 1: the first attempt is already the last. */
-    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 0, 1, false),
+    /* max 1: the first round is already the last. */
+    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 0, 1, false, false),
                      PAYMENTS_ACTION_FAIL_UNAVAILABLE);
     /* A nonsense max behaves as 1, never as "retry forever". */
-    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 0, 0, false),
+    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 0, 0, false, false),
                      PAYMENTS_ACTION_FAIL_UNAVAILABLE);
+}
+
+static void test_unknown_is_asked_until_the_deadline(void **state)
+{
+    /* However many rounds: an unknown outcome is looked up again until the deadline ... */
+    for (int attempts = 0; attempts < 50; attempts++) {
+        assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_UNKNOWN, attempts, 8, true, false),
+                         PAYMENTS_ACTION_RETRY);
+    }
+    /* ... then a person decides. */
+    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_UNKNOWN, 0, 8, true, true),
+                     PAYMENTS_ACTION_REVIEW);
+    /* Unknown is never turned into a failure, even if flagged unambiguous by mistake. */
+    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_UNKNOWN, 7, 8, false, false),
+                     PAYMENTS_ACTION_RETRY);
+    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_UNKNOWN, 7, 8, false, true),
+                     PAYMENTS_ACTION_REVIEW);
 }
 
 static void test_never_fails_what_may_have_been_charged(void **state)
 {
-    /* The last attempt was not processed, but an earlier one may have charged: review. */
-    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 7, 8, true),
-                     PAYMENTS_ACTION_REVIEW);
-    /* Unknown is never turned into a failure, even if flagged unambiguous by mistake. */
-    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_UNKNOWN, 7, 8, false),
+    /* This round was not processed, but an earlier call may have charged: never "failed",
+     * however many rounds. */
+    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 7, 8, true, false),
+                     PAYMENTS_ACTION_RETRY);
+    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 100, 8, true, false),
+                     PAYMENTS_ACTION_RETRY);
+    assert_int_equal(payments_worker_decide(PAYMENTS_CHARGE_NOT_PROCESSED, 7, 8, true, true),
                      PAYMENTS_ACTION_REVIEW);
 }
 
@@ -88,7 +108,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_definite_outcomes_are_recorded_at_once),
-        cmocka_unit_test(test_no_outcome_retries_until_max),
+        cmocka_unit_test(test_not_processed_retries_until_max),
+        cmocka_unit_test(test_unknown_is_asked_until_the_deadline),
         cmocka_unit_test(test_never_fails_what_may_have_been_charged),
         cmocka_unit_test(test_retry_delay_uses_capped_full_jitter),
     };
