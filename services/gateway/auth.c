@@ -3,11 +3,13 @@
 
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "digest.h"
 #include "keel/log.h"
+#include "payment_sql.h"
 
 bool gateway_auth_parse_bearer(const char *header, const char **secret, size_t *secret_len)
 {
@@ -41,21 +43,26 @@ bool gateway_auth_parse_bearer(const char *header, const char **secret, size_t *
     return true;
 }
 
-static const char SQL_LOOKUP[] = "SELECT id, merchant_id, key_hash FROM api_keys "
-                                 "WHERE key_hash = $1 AND revoked_at IS NULL";
+static const char SQL_LOOKUP[] = GATEWAY_SQL_AUTH_LOOKUP;
 
 keel_result gateway_auth_lookup(keel_db *db, const char *secret, size_t secret_len,
                                 gateway_principal *out)
 {
     char hash[GATEWAY_SHA256_HEX_LEN];
+
+    /* Only the hash is stored, so a leaked table does not leak usable keys; the index
+     * lookup by hash reveals nothing about the secret's bytes. */
+    gateway_sha256_hex(secret, secret_len, hash);
+    return gateway_auth_lookup_hash(db, hash, out);
+}
+
+keel_result gateway_auth_lookup_hash(keel_db *db, const char *hash, gateway_principal *out)
+{
     const char *params[1] = {hash};
     PGresult *res;
     keel_result r;
 
     memset(out, 0, sizeof(*out));
-    /* Only the hash is stored, so a leaked table does not leak usable keys; the index
-     * lookup by hash reveals nothing about the secret's bytes. */
-    gateway_sha256_hex(secret, secret_len, hash);
     res = keel_db_exec_prepared(db, "gateway_auth_lookup", SQL_LOOKUP, 1, params);
     r = keel_db_check(db, res, "looking up the API key");
     if (r != KEEL_OK) {
@@ -64,6 +71,7 @@ keel_result gateway_auth_lookup(keel_db *db, const char *secret, size_t secret_l
     /* The equality already happened in the index; comparing again in constant time keeps
      * this code safe should the lookup ever become a prefix or range query. */
     if (PQntuples(res) != 1 || PQgetlength(res, 0, 2) != GATEWAY_SHA256_HEX_LEN - 1 ||
+        strlen(hash) != GATEWAY_SHA256_HEX_LEN - 1 ||
         CRYPTO_memcmp(PQgetvalue(res, 0, 2), hash, GATEWAY_SHA256_HEX_LEN - 1) != 0) {
         r = KEEL_ERR_NOT_FOUND;
         goto done;
@@ -76,6 +84,8 @@ keel_result gateway_auth_lookup(keel_db *db, const char *secret, size_t secret_l
     }
     snprintf(out->key_id, sizeof(out->key_id), "%s", PQgetvalue(res, 0, 0));
     snprintf(out->merchant_id, sizeof(out->merchant_id), "%s", PQgetvalue(res, 0, 1));
+    out->rate_per_s = strtod(PQgetvalue(res, 0, 3), NULL);
+    out->burst = strtod(PQgetvalue(res, 0, 4), NULL);
 done:
     PQclear(res);
     return r;
@@ -83,9 +93,12 @@ done:
 
 void gateway_auth_respond_unauthorized(keel_http_response *resp)
 {
-    keel_http_respond_error(resp, 401, "authentication_error", "invalid_api_key",
-                            "Invalid API key: send an active secret key as "
-                            "\"Authorization: Bearer sk_...\"",
-                            NULL);
+    static const char body[] =
+        "{\"error\":{\"type\":\"authentication_error\",\"code\":\"invalid_api_key\","
+        "\"message\":\"Invalid API key: send an active secret key as "
+        "\\\"Authorization: Bearer sk_...\\\"\",\"param\":null}}";
+
+    /* One constant body, byte for byte the same for every reason a key is refused. */
+    keel_http_respond_raw(resp, 401, "application/json", body, sizeof(body) - 1);
     keel_http_response_header(resp, "WWW-Authenticate", "Bearer realm=\"keel\"");
 }

@@ -1,10 +1,9 @@
-/* The POST /v1/payments transaction: idempotency key, payment row, outbox row, recorded answer. */
+/* The POST /v1/payments work: payment row and outbox row, under the claimed idempotency key. */
 #include "payment_create.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "idempotency.h"
 #include "keel/clock.h"
 #include "keel/cloudevents.h"
 #include "keel/id.h"
@@ -12,11 +11,6 @@
 #include "keel/outbox.h"
 #include "keel/v1/payments.pb-c.h"
 #include "payment_store.h"
-
-typedef struct create_tx {
-    const gateway_create_request *req;
-    gateway_create_result *out;
-} create_tx;
 
 /* Packs PaymentRequested for the outbox. Strings are borrowed from the request; only the
  * metadata entry arrays are allocated here. Returns the packed bytes (malloc'd) or NULL. */
@@ -73,17 +67,31 @@ done:
     return buf;
 }
 
-static keel_result write_new_payment(keel_db *db, const gateway_create_request *req,
-                                     gateway_create_result *out)
+keel_result gateway_outbox_request(keel_db *db, const char *ce_type, const char *payment_id,
+                                   const uint8_t *payload, size_t len, const char *traceparent)
 {
+    keel_cloudevent ce;
+    keel_outbox_message msg;
+
+    keel_cloudevent_init(&ce, GATEWAY_EVENT_SOURCE, ce_type, traceparent);
+    memset(&msg, 0, sizeof(msg));
+    msg.topic = GATEWAY_PAYMENT_REQUESTS_TOPIC;
+    msg.key = payment_id; /* every event of one payment stays on one partition, in order */
+    msg.payload = payload;
+    msg.payload_len = len;
+    msg.ce = &ce;
+    return keel_outbox_insert(db, &msg);
+}
+
+static keel_result create_work(keel_db *db, void *arg, int *status, char **body_out)
+{
+    const gateway_create_request *req = arg;
     char payment_id[48];
     char created_at[KEEL_RFC3339_LEN];
     int64_t created_at_ms = 0;
     char *body = NULL;
     uint8_t *payload = NULL;
     size_t payload_len = 0;
-    keel_cloudevent ce;
-    keel_outbox_message msg;
     keel_result r;
 
     keel_id_new("pay_", payment_id, sizeof(payment_id));
@@ -99,24 +107,13 @@ static keel_result write_new_payment(keel_db *db, const gateway_create_request *
         r = KEEL_ERR;
         goto done;
     }
-    keel_cloudevent_init(&ce, GATEWAY_EVENT_SOURCE, "keel.v1.PaymentRequested", req->traceparent);
-    memset(&msg, 0, sizeof(msg));
-    msg.topic = GATEWAY_PAYMENT_REQUESTS_TOPIC;
-    msg.key = payment_id; /* every event of one payment stays on one partition, in order */
-    msg.payload = payload;
-    msg.payload_len = payload_len;
-    msg.ce = &ce;
-    r = keel_outbox_insert(db, &msg);
+    r = gateway_outbox_request(db, "keel.v1.PaymentRequested", payment_id, payload, payload_len,
+                               req->traceparent);
     if (r != KEEL_OK) {
         goto done;
     }
-    r = gateway_idempotency_complete(db, req->merchant_id, req->idempotency_key, 202, body);
-    if (r != KEEL_OK) {
-        goto done;
-    }
-    out->outcome = GATEWAY_CREATE_CREATED;
-    out->status = 202;
-    out->body = body;
+    *status = 202;
+    *body_out = body;
     body = NULL;
 done:
     free(body);
@@ -126,60 +123,16 @@ done:
     return r;
 }
 
-static keel_result create_tx_body(keel_db *db, void *arg)
-{
-    create_tx *tx = arg;
-    const gateway_create_request *req = tx->req;
-    gateway_idem_record rec = {0};
-    keel_result r;
-
-    /* The body may run again after a transient error: start from a clean result. */
-    gateway_create_result_clear(tx->out);
-    r = gateway_idempotency_claim(db, req->merchant_id, req->idempotency_key, req->request_hash,
-                                  &rec);
-    if (r != KEEL_OK) {
-        goto done;
-    }
-    switch (rec.state) {
-    case GATEWAY_IDEM_NEW:
-        r = write_new_payment(db, req, tx->out);
-        break;
-    case GATEWAY_IDEM_REPLAY:
-        tx->out->outcome = GATEWAY_CREATE_REPLAYED;
-        tx->out->status = rec.status;
-        tx->out->body = rec.body;
-        rec.body = NULL;
-        break;
-    case GATEWAY_IDEM_MISMATCH:
-        tx->out->outcome = GATEWAY_CREATE_KEY_REUSED;
-        break;
-    case GATEWAY_IDEM_INCOMPLETE:
-        tx->out->outcome = GATEWAY_CREATE_KEY_INCOMPLETE;
-        break;
-    }
-done:
-    gateway_idem_record_clear(&rec);
-    return r;
-}
-
 keel_result gateway_payment_create(keel_db *db, const keel_db_tx_options *opts,
-                                   const gateway_create_request *req, gateway_create_result *out)
+                                   const gateway_create_request *req, gateway_idem_result *out)
 {
-    create_tx tx = {req, out};
-    keel_result r;
-
-    memset(out, 0, sizeof(*out));
-    r = keel_db_transaction(db, opts, create_tx_body, &tx, NULL);
-    if (r != KEEL_OK) {
-        gateway_create_result_clear(out);
-    }
-    return r;
-}
-
-void gateway_create_result_clear(gateway_create_result *r)
-{
-    free(r->body);
-    r->body = NULL;
-    r->status = 0;
-    r->outcome = GATEWAY_CREATE_CREATED;
+    gateway_idem_request idem = {
+        .merchant_id = req->merchant_id,
+        .key = req->idempotency_key,
+        .method = "POST",
+        .path = "/v1/payments",
+        .params = req->params,
+        .lease_ms = req->lease_ms,
+    };
+    return gateway_idempotent_execute(db, opts, &idem, create_work, (void *)req, out);
 }

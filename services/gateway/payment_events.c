@@ -1,4 +1,4 @@
-/* Applies PaymentSucceeded / PaymentFailed events to the gateway's payment view. */
+/* Applies payment and refund outcome events to the gateway's views. */
 #include "payment_events.h"
 
 #include <stdio.h>
@@ -8,10 +8,14 @@
 #include "keel/log.h"
 #include "keel/money.h"
 #include "keel/v1/payments.pb-c.h"
+#include "keel/v1/refunds.pb-c.h"
 #include "payment_validate.h"
 
 #define TYPE_SUCCEEDED "keel.v1.PaymentSucceeded"
 #define TYPE_FAILED "keel.v1.PaymentFailed"
+#define TYPE_REVIEW "keel.v1.PaymentRequiresReview"
+#define TYPE_REFUND_SUCCEEDED "keel.v1.RefundSucceeded"
+#define TYPE_REFUND_FAILED "keel.v1.RefundFailed"
 #define ID_MAX_BYTES 63
 
 static bool text_ok(const char *s)
@@ -19,87 +23,163 @@ static bool text_ok(const char *s)
     return s != NULL && gateway_utf8_valid(s, strlen(s));
 }
 
-static bool validate(const char *type, gateway_payment_outcome *o, char *reason, size_t reason_len)
+static bool id_ok(const char *s)
+{
+    size_t len = s != NULL ? strlen(s) : 0;
+    return len > 0 && len <= ID_MAX_BYTES && text_ok(s);
+}
+
+/* The checks every outcome shares; normalises *currency to the table's lowercase code. */
+static bool validate_common(const char *type, const char *payment_id, const char *merchant_id,
+                            int64_t amount, const char **currency, const char *const *texts,
+                            size_t ntexts, char *reason, size_t reason_len)
 {
     const keel_currency *cur;
-    size_t id_len = o->payment_id != NULL ? strlen(o->payment_id) : 0;
-    size_t merchant_len = o->merchant_id != NULL ? strlen(o->merchant_id) : 0;
 
-    if (id_len == 0 || id_len > ID_MAX_BYTES || !text_ok(o->payment_id)) {
+    if (!id_ok(payment_id)) {
         snprintf(reason, reason_len, "invalid %s: payment_id must be 1..%d bytes of text", type,
                  ID_MAX_BYTES);
         return false;
     }
-    if (merchant_len == 0 || merchant_len > ID_MAX_BYTES || !text_ok(o->merchant_id)) {
+    if (!id_ok(merchant_id)) {
         snprintf(reason, reason_len, "invalid %s: merchant_id must be 1..%d bytes of text", type,
                  ID_MAX_BYTES);
         return false;
     }
-    cur = keel_currency_find(o->currency != NULL ? o->currency : "");
+    cur = keel_currency_find(*currency != NULL ? *currency : "");
     if (cur == NULL) {
         snprintf(reason, reason_len, "invalid %s: unsupported currency", type);
         return false;
     }
-    o->currency = cur->code;
-    if (o->amount <= 0) {
+    *currency = cur->code;
+    if (amount <= 0) {
         snprintf(reason, reason_len, "invalid %s: amount must be > 0", type);
         return false;
     }
-    if (!text_ok(o->provider) || !text_ok(o->failure_code) || !text_ok(o->failure_message)) {
-        snprintf(reason, reason_len, "invalid %s: a text field is not valid UTF-8", type);
-        return false;
+    for (size_t i = 0; i < ntexts; i++) {
+        if (!text_ok(texts[i])) {
+            snprintf(reason, reason_len, "invalid %s: a text field is not valid UTF-8", type);
+            return false;
+        }
     }
     return true;
+}
+
+static bool validate_payment(const char *type, gateway_payment_outcome *o, char *reason,
+                             size_t reason_len)
+{
+    const char *texts[3] = {o->provider, o->failure_code, o->failure_message};
+    return validate_common(type, o->payment_id, o->merchant_id, o->amount, &o->currency, texts, 3,
+                           reason, reason_len);
+}
+
+static bool validate_refund(const char *type, gateway_refund_outcome *o, char *reason,
+                            size_t reason_len)
+{
+    const char *texts[4] = {o->provider, o->provider_refund_id, o->failure_code,
+                            o->failure_message};
+    if (!id_ok(o->refund_id)) {
+        snprintf(reason, reason_len, "invalid %s: refund_id must be 1..%d bytes of text", type,
+                 ID_MAX_BYTES);
+        return false;
+    }
+    return validate_common(type, o->payment_id, o->merchant_id, o->amount, &o->currency, texts, 4,
+                           reason, reason_len);
+}
+
+/* Unpacks one message type, or explains why not. */
+#define UNPACK(var, fn, type)                                                                      \
+    var = fn(NULL, len, (const uint8_t *)payload);                                                 \
+    if (var == NULL) {                                                                             \
+        snprintf(reason, reason_len, "undecodable %s payload (%zu bytes)", type, len);             \
+        return false;                                                                              \
+    }                                                                                              \
+    out->msg = &var->base
+
+static bool decode_payment(const char *ce_type, const void *payload, size_t len,
+                           gateway_decoded_event *out, char *reason, size_t reason_len)
+{
+    gateway_payment_outcome *o = &out->outcome;
+
+    out->kind = GATEWAY_EVENT_PAYMENT;
+    if (strcmp(ce_type, TYPE_SUCCEEDED) == 0) {
+        Keel__V1__PaymentSucceeded *m;
+        UNPACK(m, keel__v1__payment_succeeded__unpack, ce_type);
+        *o = (gateway_payment_outcome){m->payment_id, m->merchant_id, m->amount, m->currency,
+                                       "succeeded",   m->provider,    "",        ""};
+    } else if (strcmp(ce_type, TYPE_FAILED) == 0) {
+        Keel__V1__PaymentFailed *m;
+        UNPACK(m, keel__v1__payment_failed__unpack, ce_type);
+        *o = (gateway_payment_outcome){m->payment_id,   m->merchant_id,    m->amount,
+                                       m->currency,     "failed",          m->provider,
+                                       m->failure_code, m->failure_message};
+    } else {
+        Keel__V1__PaymentRequiresReview *m;
+        UNPACK(m, keel__v1__payment_requires_review__unpack, ce_type);
+        /* Why it needs a person is kept as the failure message, for the merchant's eyes. */
+        *o = (gateway_payment_outcome){m->payment_id,     m->merchant_id, m->amount, m->currency,
+                                       "requires_review", m->provider,    "",        m->reason};
+    }
+    return validate_payment(ce_type, o, reason, reason_len);
+}
+
+static bool decode_refund(const char *ce_type, const void *payload, size_t len,
+                          gateway_decoded_event *out, char *reason, size_t reason_len)
+{
+    gateway_refund_outcome *o = &out->refund;
+
+    out->kind = GATEWAY_EVENT_REFUND;
+    if (strcmp(ce_type, TYPE_REFUND_SUCCEEDED) == 0) {
+        Keel__V1__RefundSucceeded *m;
+        UNPACK(m, keel__v1__refund_succeeded__unpack, ce_type);
+        *o = (gateway_refund_outcome){.refund_id = m->refund_id,
+                                      .payment_id = m->payment_id,
+                                      .merchant_id = m->merchant_id,
+                                      .amount = m->amount,
+                                      .currency = m->currency,
+                                      .status = "succeeded",
+                                      .provider = m->provider,
+                                      .provider_refund_id = m->provider_refund_id,
+                                      .failure_code = "",
+                                      .failure_message = ""};
+    } else {
+        Keel__V1__RefundFailed *m;
+        UNPACK(m, keel__v1__refund_failed__unpack, ce_type);
+        *o = (gateway_refund_outcome){.refund_id = m->refund_id,
+                                      .payment_id = m->payment_id,
+                                      .merchant_id = m->merchant_id,
+                                      .amount = m->amount,
+                                      .currency = m->currency,
+                                      .status = "failed",
+                                      .provider = m->provider,
+                                      .provider_refund_id = "",
+                                      .failure_code = m->failure_code,
+                                      .failure_message = m->failure_message};
+    }
+    return validate_refund(ce_type, o, reason, reason_len);
 }
 
 bool gateway_payment_event_decode(const char *ce_type, const void *payload, size_t len,
                                   gateway_decoded_event *out, char *reason, size_t reason_len)
 {
-    gateway_payment_outcome *o = &out->outcome;
+    bool ok;
 
     memset(out, 0, sizeof(*out));
-    if (strcmp(ce_type, TYPE_SUCCEEDED) == 0) {
-        Keel__V1__PaymentSucceeded *m =
-            keel__v1__payment_succeeded__unpack(NULL, len, (const uint8_t *)payload);
-        if (m == NULL) {
-            snprintf(reason, reason_len, "undecodable %s payload (%zu bytes)", ce_type, len);
-            return false;
-        }
-        out->msg = &m->base;
-        o->payment_id = m->payment_id;
-        o->merchant_id = m->merchant_id;
-        o->amount = m->amount;
-        o->currency = m->currency;
-        o->status = "succeeded";
-        o->provider = m->provider;
-        o->failure_code = "";
-        o->failure_message = "";
-    } else if (strcmp(ce_type, TYPE_FAILED) == 0) {
-        Keel__V1__PaymentFailed *m =
-            keel__v1__payment_failed__unpack(NULL, len, (const uint8_t *)payload);
-        if (m == NULL) {
-            snprintf(reason, reason_len, "undecodable %s payload (%zu bytes)", ce_type, len);
-            return false;
-        }
-        out->msg = &m->base;
-        o->payment_id = m->payment_id;
-        o->merchant_id = m->merchant_id;
-        o->amount = m->amount;
-        o->currency = m->currency;
-        o->status = "failed";
-        o->provider = m->provider;
-        o->failure_code = m->failure_code;
-        o->failure_message = m->failure_message;
+    if (strcmp(ce_type, TYPE_SUCCEEDED) == 0 || strcmp(ce_type, TYPE_FAILED) == 0 ||
+        strcmp(ce_type, TYPE_REVIEW) == 0) {
+        ok = decode_payment(ce_type, payload, len, out, reason, reason_len);
+    } else if (strcmp(ce_type, TYPE_REFUND_SUCCEEDED) == 0 ||
+               strcmp(ce_type, TYPE_REFUND_FAILED) == 0) {
+        ok = decode_refund(ce_type, payload, len, out, reason, reason_len);
     } else {
         snprintf(reason, reason_len, "unknown ce_type \"%.100s\" on %s", ce_type,
                  GATEWAY_PAYMENT_EVENTS_TOPIC);
         return false;
     }
-    if (!validate(ce_type, o, reason, reason_len)) {
+    if (!ok) {
         gateway_decoded_event_free(out);
-        return false;
     }
-    return true;
+    return ok;
 }
 
 void gateway_decoded_event_free(gateway_decoded_event *ev)
@@ -109,6 +189,7 @@ void gateway_decoded_event_free(gateway_decoded_event *ev)
         ev->msg = NULL;
     }
     memset(&ev->outcome, 0, sizeof(ev->outcome));
+    memset(&ev->refund, 0, sizeof(ev->refund));
 }
 
 void gateway_events_init(gateway_events *ev, keel_db *db)
@@ -118,16 +199,18 @@ void gateway_events_init(gateway_events *ev, keel_db *db)
     memset(ev, 0, sizeof(*ev));
     ev->db = db;
     ev->applied = keel_metrics_counter(m, "keel_gateway_payment_events_total",
-                                       "Payment outcome events handled by the gateway's view",
+                                       "Payment and refund outcome events handled by the "
+                                       "gateway's views",
                                        "result=\"applied\"");
     ev->ignored = keel_metrics_counter(m, "keel_gateway_payment_events_total",
-                                       "Payment outcome events handled by the gateway's view",
+                                       "Payment and refund outcome events handled by the "
+                                       "gateway's views",
                                        "result=\"ignored\"");
 }
 
 typedef struct apply_tx {
     const char *event_id;
-    const gateway_payment_outcome *outcome;
+    const gateway_decoded_event *ev;
     bool duplicate;
     bool applied;
 } apply_tx;
@@ -147,7 +230,10 @@ static keel_result apply_tx_body(keel_db *db, void *arg)
     if (r != KEEL_OK) {
         return r;
     }
-    return gateway_payment_store_apply_outcome(db, tx->outcome, &tx->applied);
+    if (tx->ev->kind == GATEWAY_EVENT_REFUND) {
+        return gateway_refund_store_apply_outcome(db, &tx->ev->refund, &tx->applied);
+    }
+    return gateway_payment_store_apply_outcome(db, &tx->ev->outcome, &tx->applied);
 }
 
 keel_handle_result gateway_payment_events_handle(const keel_message *msg, void *ctx, char *reason,
@@ -164,13 +250,16 @@ keel_handle_result gateway_payment_events_handle(const keel_message *msg, void *
                       (int)msg->partition, (long long)msg->offset, reason);
         return KEEL_HANDLE_POISON;
     }
+    const char *what =
+        dec.kind == GATEWAY_EVENT_REFUND ? dec.refund.refund_id : dec.outcome.payment_id;
+    const char *status = dec.kind == GATEWAY_EVENT_REFUND ? dec.refund.status : dec.outcome.status;
     memset(&tx, 0, sizeof(tx));
     tx.event_id = msg->ce.id;
-    tx.outcome = &dec.outcome;
+    tx.ev = &dec;
     r = keel_db_transaction(ev->db, NULL, apply_tx_body, &tx, NULL);
     if (r != KEEL_OK) {
-        keel_log_warn("applying event %s to payment %s failed (%s); it will be retried", msg->ce.id,
-                      dec.outcome.payment_id, keel_result_name(r));
+        keel_log_warn("applying event %s to %s failed (%s); it will be retried", msg->ce.id, what,
+                      keel_result_name(r));
         gateway_decoded_event_free(&dec);
         return KEEL_HANDLE_RETRY;
     }
@@ -178,12 +267,12 @@ keel_handle_result gateway_payment_events_handle(const keel_message *msg, void *
         keel_log_debug("event %s was already applied; skipping", msg->ce.id);
     } else if (tx.applied) {
         keel_metric_inc(ev->applied);
-        keel_log_info("payment %s is now %s", dec.outcome.payment_id, dec.outcome.status);
+        keel_log_info("%s is now %s", what, status);
     } else {
         keel_metric_inc(ev->ignored);
-        keel_log_info("event %s left payment %s unchanged: it is final already or belongs to "
+        keel_log_info("event %s left %s unchanged: it is final already, unknown, or belongs to "
                       "another merchant",
-                      msg->ce.id, dec.outcome.payment_id);
+                      msg->ce.id, what);
     }
     gateway_decoded_event_free(&dec);
     return KEEL_HANDLE_OK;

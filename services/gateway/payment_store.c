@@ -7,27 +7,22 @@
 #include <string.h>
 
 #include "keel/log.h"
+#include "list_query.h"
 #include "payment_json.h"
+#include "payment_sql.h"
+#include "refund_store.h"
 
-/* The columns gateway_payment_from_row reads, in its order. Timestamps travel as epoch
- * milliseconds so rendering does not depend on the session's DateStyle or TimeZone. */
-#define PAYMENT_COLUMNS                                                                            \
-    "id, amount, currency, status, description, metadata::text, payment_method, "                  \
-    "failure_code, failure_message, provider, "                                                    \
-    "floor(extract(epoch FROM created_at) * 1000)::bigint, "                                       \
-    "floor(extract(epoch FROM updated_at) * 1000)::bigint"
+/* The columns payment_from_row reads, over alias t, in its order. */
+#define PAYMENT_COLUMNS GATEWAY_SQL_PAYMENT_COLUMNS
 
-static const char SQL_INSERT[] =
-    "INSERT INTO payments (id, merchant_id, amount, currency, description, metadata, "
-    "payment_method, status) VALUES ($1, $2, $3::bigint, $4, $5, $6::jsonb, $7, 'pending') "
-    "RETURNING " PAYMENT_COLUMNS;
+static const char SQL_INSERT[] = GATEWAY_SQL_PAYMENT_INSERT;
 
 static const char SQL_GET[] =
-    "SELECT " PAYMENT_COLUMNS " FROM payments WHERE id = $1 AND merchant_id = $2";
+    "SELECT " PAYMENT_COLUMNS " FROM payments t WHERE t.id = $1 AND t.merchant_id = $2";
 
-/* Only a pending row of the same merchant changes: a terminal status is final (a late or
- * replayed event must not flip succeeded to failed), and an event naming another merchant
- * is not allowed to touch this merchant's payment. */
+/* Only a payment of the same merchant changes, and only forward: pending takes any outcome,
+ * requires_review takes a final one, a final status never changes (a late or replayed
+ * event must not flip succeeded to failed). */
 static const char SQL_APPLY[] =
     "INSERT INTO payments AS p (id, merchant_id, amount, currency, metadata, status, "
     "failure_code, failure_message, provider) "
@@ -35,51 +30,55 @@ static const char SQL_APPLY[] =
     "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
     "failure_code = EXCLUDED.failure_code, failure_message = EXCLUDED.failure_message, "
     "provider = EXCLUDED.provider, updated_at = now() "
-    "WHERE p.status = 'pending' AND p.merchant_id = EXCLUDED.merchant_id";
+    "WHERE p.merchant_id = EXCLUDED.merchant_id AND (p.status = 'pending' OR "
+    "(p.status = 'requires_review' AND EXCLUDED.status IN ('succeeded', 'failed')))";
 
-static const char *nullable(const PGresult *res, int col)
+static const char *nullable(const PGresult *res, int row, int col)
 {
-    return PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
-/* Renders row 0 of a PAYMENT_COLUMNS result as the API's JSON text. */
-static keel_result render_row(const PGresult *res, char **body, int64_t *created_at_ms)
+/* Row `row` of a PAYMENT_COLUMNS result as the API's JSON (a new reference), with refunds
+ * (borrowed; NULL = none). */
+static json_t *payment_from_row(const PGresult *res, int row, json_t *refunds)
 {
     gateway_payment p;
     json_error_t jerr;
-    keel_result r = KEEL_OK;
+    json_t *out = NULL;
 
     memset(&p, 0, sizeof(p));
-    p.id = PQgetvalue(res, 0, 0);
-    p.amount = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    p.currency = PQgetvalue(res, 0, 2);
-    p.status = PQgetvalue(res, 0, 3);
-    p.description = nullable(res, 4);
-    p.metadata = json_loads(PQgetvalue(res, 0, 5), 0, &jerr);
-    p.payment_method = nullable(res, 6);
-    p.failure_code = nullable(res, 7);
-    p.failure_message = nullable(res, 8);
-    p.provider = nullable(res, 9);
-    p.created_at_ms = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
-    p.updated_at_ms = strtoll(PQgetvalue(res, 0, 11), NULL, 10);
+    p.id = PQgetvalue(res, row, 0);
+    p.amount = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+    p.currency = PQgetvalue(res, row, 2);
+    p.status = PQgetvalue(res, row, 3);
+    p.description = nullable(res, row, 4);
+    p.metadata = json_loads(PQgetvalue(res, row, 5), 0, &jerr);
+    p.payment_method = nullable(res, row, 6);
+    p.failure_code = nullable(res, row, 7);
+    p.failure_message = nullable(res, row, 8);
+    p.provider = nullable(res, row, 9);
+    p.created_at_ms = strtoll(PQgetvalue(res, row, 10), NULL, 10);
+    p.updated_at_ms = strtoll(PQgetvalue(res, row, 11), NULL, 10);
+    p.amount_refunded = strtoll(PQgetvalue(res, row, 12), NULL, 10);
+    p.refunds = refunds;
     if (p.metadata == NULL) {
         keel_log_error("payment %s has metadata jansson cannot read: %s", p.id, jerr.text);
-        r = KEEL_ERR;
-        goto done;
+        return NULL;
     }
-    *body = gateway_payment_render(&p);
-    if (*body == NULL) {
-        keel_log_error("out of memory rendering payment %s", p.id);
-        r = KEEL_ERR;
-        goto done;
-    }
-    if (created_at_ms != NULL) {
-        *created_at_ms = p.created_at_ms;
-    }
-done:
+    out = gateway_payment_to_json(&p);
     json_decref(p.metadata);
     p.metadata = NULL;
-    return r;
+    if (out == NULL) {
+        keel_log_error("out of memory rendering payment %s", p.id);
+    }
+    return out;
+}
+
+static char *dump(json_t *j)
+{
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text;
 }
 
 keel_result gateway_payment_store_insert(keel_db *db, const char *id, const char *merchant_id,
@@ -106,7 +105,12 @@ keel_result gateway_payment_store_insert(keel_db *db, const char *id, const char
     if (r != KEEL_OK) {
         goto done;
     }
-    r = render_row(res, body, created_at_ms);
+    *body = dump(payment_from_row(res, 0, NULL));
+    if (*body == NULL) {
+        r = KEEL_ERR;
+        goto done;
+    }
+    *created_at_ms = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
 done:
     PQclear(res);
     free(metadata);
@@ -114,19 +118,95 @@ done:
     return r;
 }
 
+/* Renders the rows in page order with their refunds into a JSON array (new reference). */
+static keel_result render_rows(keel_db *db, const char *merchant_id, const PGresult *res, int nrows,
+                               bool reversed, json_t **out)
+{
+    const char *ids[GATEWAY_LIST_LIMIT_MAX] = {0};
+    json_t *refunds = NULL;
+    keel_result r;
+
+    *out = NULL;
+    if (nrows > GATEWAY_LIST_LIMIT_MAX) {
+        return KEEL_ERR;
+    }
+    for (int i = 0; i < nrows; i++) {
+        ids[i] = PQgetvalue(res, i, 0);
+    }
+    r = gateway_refund_store_for_payments(db, merchant_id, ids, nrows, &refunds);
+    if (r != KEEL_OK) {
+        return r;
+    }
+    *out = json_array();
+    for (int i = 0; *out != NULL && i < nrows; i++) {
+        int row = gateway_list_row(i, nrows, reversed);
+        json_t *p = payment_from_row(res, row, json_object_get(refunds, PQgetvalue(res, row, 0)));
+        if (p == NULL || json_array_append_new(*out, p) != 0) {
+            json_decref(*out);
+            *out = NULL;
+        }
+    }
+    json_decref(refunds);
+    return *out != NULL ? KEEL_OK : KEEL_ERR;
+}
+
 keel_result gateway_payment_store_get(keel_db *db, const char *merchant_id, const char *id,
                                       char **body)
 {
     const char *params[2] = {id, merchant_id};
+    json_t *rows = NULL;
     PGresult *res;
     keel_result r;
 
     *body = NULL;
     res = keel_db_exec_prepared(db, "gateway_payment_get", SQL_GET, 2, params);
     r = keel_db_check(db, res, "reading the payment");
-    if (r == KEEL_OK) {
-        r = PQntuples(res) == 1 ? render_row(res, body, NULL) : KEEL_ERR_NOT_FOUND;
+    if (r == KEEL_OK && PQntuples(res) != 1) {
+        r = KEEL_ERR_NOT_FOUND;
     }
+    if (r == KEEL_OK) {
+        r = render_rows(db, merchant_id, res, 1, false, &rows);
+    }
+    if (r == KEEL_OK) {
+        *body = json_dumps(json_array_get(rows, 0), JSON_COMPACT);
+        r = *body != NULL ? KEEL_OK : KEEL_ERR;
+    }
+    json_decref(rows);
+    PQclear(res);
+    return r;
+}
+
+keel_result gateway_payment_store_list(keel_db *db, const char *merchant_id,
+                                       const gateway_list_params *lp, char **body,
+                                       const char **bad_param)
+{
+    const char *scope_params[1] = {merchant_id};
+    gateway_list_query q = {
+        .name = "gateway_payments_list",
+        .table = "payments",
+        .columns = PAYMENT_COLUMNS,
+        .scope = "t.merchant_id = $1",
+        .scope_params = scope_params,
+        .nscope = 1,
+    };
+    PGresult *res = NULL;
+    json_t *data = NULL;
+    int nrows = 0;
+    bool has_more = false;
+    bool reversed = false;
+    keel_result r;
+
+    *body = NULL;
+    r = gateway_list_fetch(db, &q, lp, &res, &nrows, &has_more, &reversed, bad_param);
+    if (r == KEEL_OK) {
+        r = render_rows(db, merchant_id, res, nrows, reversed, &data);
+    }
+    if (r == KEEL_OK) {
+        *body = gateway_list_render("/v1/payments", data, has_more);
+        data = NULL;
+        r = *body != NULL ? KEEL_OK : KEEL_ERR;
+    }
+    json_decref(data);
     PQclear(res);
     return r;
 }

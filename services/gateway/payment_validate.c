@@ -77,6 +77,7 @@ static bool fail(gateway_validation_error *err, const char *code, const char *pa
 {
     va_list ap;
 
+    err->status = 400;
     err->code = code;
     snprintf(err->param, sizeof(err->param), "%s", param);
     va_start(ap, fmt);
@@ -85,16 +86,35 @@ static bool fail(gateway_validation_error *err, const char *code, const char *pa
     return false;
 }
 
-static bool is_known_field(const char *name)
+/* Refuses the first member of body not named in known (NULL-terminated), listing what is
+ * allowed. Unknown fields are checked first: a typo such as "ammount" must not surface as
+ * "amount missing", and no field can ever be mass-assigned. */
+static bool check_known_fields(const json_t *body, const char *const *known, const char *allowed,
+                               gateway_validation_error *err)
 {
-    static const char *const known[] = {"amount", "currency", "description", "metadata",
-                                        "payment_method"};
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-        if (strcmp(name, known[i]) == 0) {
-            return true;
+    const char *name;
+    json_t *value;
+
+    json_object_foreach((json_t *)body, name, value)
+    {
+        bool found = false;
+        (void)value;
+        for (size_t i = 0; known[i] != NULL && !found; i++) {
+            found = strcmp(name, known[i]) == 0;
+        }
+        if (!found && name[0] == '\0') {
+            /* An empty name cannot be named in param; the body as a whole is at fault. */
+            return fail(err, "parameter_unknown", "body",
+                        "a field with an empty name is not allowed: allowed are %s", allowed);
+        }
+        if (!found) {
+            char shown[64];
+            snprintf(shown, sizeof(shown), "%s", name);
+            return fail(err, "parameter_unknown", name, "unknown field \"%s\": allowed are %s",
+                        shown, allowed);
         }
     }
-    return false;
+    return true;
 }
 
 /* The field's value, or NULL when it is absent or JSON null. */
@@ -221,8 +241,8 @@ static bool check_metadata(json_t *metadata, gateway_validation_error *err)
 bool gateway_payment_validate(const json_t *body, gateway_payment_input *out,
                               gateway_validation_error *err)
 {
-    const char *name;
-    json_t *value;
+    static const char *const known[] = {"amount",   "currency",       "description",
+                                        "metadata", "payment_method", NULL};
     json_t *v;
 
     memset(out, 0, sizeof(*out));
@@ -231,18 +251,9 @@ bool gateway_payment_validate(const json_t *body, gateway_payment_input *out,
         return fail(err, "parameter_invalid_object", "body",
                     "the request body must be a JSON object");
     }
-    /* Unknown fields first: a typo such as "ammount" must not surface as "amount missing". */
-    json_object_foreach((json_t *)body, name, value)
-    {
-        (void)value;
-        if (!is_known_field(name)) {
-            char shown[64];
-            snprintf(shown, sizeof(shown), "%s", name);
-            return fail(err, "parameter_unknown", name,
-                        "unknown field \"%s\": allowed are amount, currency, description, "
-                        "metadata and payment_method",
-                        shown);
-        }
+    if (!check_known_fields(body, known,
+                            "amount, currency, description, metadata and payment_method", err)) {
+        return false;
     }
     if (!check_amount_currency(body, out, err)) {
         return false;
@@ -264,6 +275,55 @@ bool gateway_payment_validate(const json_t *body, gateway_payment_input *out,
     if (v != NULL && !check_string(v, "payment_method", GATEWAY_PAYMENT_METHOD_MAX_BYTES, false,
                                    &out->payment_method, err)) {
         return false;
+    }
+    return true;
+}
+
+/* The largest amount of any currency: a refund above it cannot fit any payment. */
+#define REFUND_AMOUNT_MAX INT64_C(99999999999)
+
+bool gateway_refund_validate(const json_t *body, gateway_refund_input *out,
+                             gateway_validation_error *err)
+{
+    static const char *const known[] = {"amount", "reason", NULL};
+    json_t *v;
+
+    memset(out, 0, sizeof(*out));
+    memset(err, 0, sizeof(*err));
+    if (!json_is_object(body)) {
+        return fail(err, "parameter_invalid_object", "body",
+                    "the request body must be a JSON object");
+    }
+    if (!check_known_fields(body, known, "amount and reason", err)) {
+        return false;
+    }
+    v = field(body, "amount");
+    if (v != NULL) {
+        if (!json_is_integer(v)) {
+            return fail(err, "parameter_invalid_integer", "amount",
+                        "amount must be an integer JSON number of the payment's minor units; "
+                        "leave it out to refund everything that remains");
+        }
+        out->amount = (int64_t)json_integer_value(v);
+        if (out->amount <= 0) {
+            return fail(err, "amount_too_small", "amount", "amount must be greater than 0");
+        }
+        if (out->amount > REFUND_AMOUNT_MAX) {
+            return fail(err, "amount_too_large", "amount",
+                        "amount must be at most %" PRId64 " minor units", REFUND_AMOUNT_MAX);
+        }
+    }
+    v = field(body, "reason");
+    if (v != NULL) {
+        size_t len;
+        if (!check_string(v, "reason", SIZE_MAX, false, &out->reason, err)) {
+            return false;
+        }
+        len = strlen(out->reason);
+        if (gateway_utf8_length(out->reason, len) > GATEWAY_REFUND_REASON_MAX_CHARS) {
+            return fail(err, "string_too_long", "reason", "reason must be at most %d characters",
+                        GATEWAY_REFUND_REASON_MAX_CHARS);
+        }
     }
     return true;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "keel/money.h"
 
 #define GATEWAY_DESCRIPTION_MAX_BYTES 1000
@@ -26,13 +27,9 @@ typedef struct gateway_payment_input {
     const char *payment_method;    /* never NULL: GATEWAY_DEFAULT_PAYMENT_METHOD if absent */
 } gateway_payment_input;
 
-/* Why a body was refused: an API error code, a message for the merchant's developer and the
- * parameter at fault (always set, e.g. "amount" or "metadata[order_id]"). */
-typedef struct gateway_validation_error {
-    const char *code;
-    char param[192];
-    char message[256];
-} gateway_validation_error;
+/* Why a body was refused (status 400): an API error code, a message for the merchant's
+ * developer and the parameter at fault (e.g. "amount" or "metadata[order_id]"). */
+typedef gateway_error gateway_validation_error;
 
 /* Checks body against every rule:
  *   amount          required integer JSON number (not a float or string), 0 < amount <= the
@@ -54,6 +51,24 @@ typedef struct gateway_validation_error {
  * checked in the order above after unknown fields). */
 bool gateway_payment_validate(const json_t *body, gateway_payment_input *out,
                               gateway_validation_error *err);
+
+#define GATEWAY_REFUND_REASON_MAX_CHARS 500
+
+/* A valid refund request; reason is borrowed from the JSON body. */
+typedef struct gateway_refund_input {
+    int64_t amount;     /* minor units; 0 when absent (= everything still refundable) */
+    const char *reason; /* NULL when absent */
+} gateway_refund_input;
+
+/* Checks a POST /v1/payments/{id}/refunds body:
+ *   amount  optional integer JSON number > 0 and at most the largest amount of any currency
+ *           (parameter_invalid_integer, amount_too_small, amount_too_large); whether it fits
+ *           the payment is checked against the payment later (amount_exceeds_refundable)
+ *   reason  optional string of 1..500 characters of valid UTF-8 (parameter_invalid_string,
+ *           string_too_long)
+ * Any other field is refused with parameter_unknown; JSON null means absent. */
+bool gateway_refund_validate(const json_t *body, gateway_refund_input *out,
+                             gateway_validation_error *err);
 
 /* True if s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or code points above
  * U+10FFFF) and holds no NUL byte. */

@@ -19,6 +19,10 @@ static const keelctl_group keelctl_groups[] = {
      "merchants in the gateway database (KEEL_DATABASE_URL, KEEL_DATABASE_PASSWORD[_FILE])"},
     {"apikey", keelctl_apikey_main,
      "merchant API keys in the gateway database (same database settings as merchant)"},
+    {"audit", keelctl_audit_main,
+     "check that the ledger's books add up (KEEL_LEDGER_DATABASE_URL, ..._PASSWORD[_FILE])"},
+    {"deliveries", keelctl_deliveries_main,
+     "list | show | replay webhook deliveries (KEEL_NOTIFIER_DATABASE_URL, ..._PASSWORD[_FILE])"},
 };
 
 #define KEELCTL_GROUP_COUNT (sizeof keelctl_groups / sizeof keelctl_groups[0])

@@ -199,6 +199,8 @@ static void test_unknown_fields_are_named(void **state)
                  "customer");
     /* Reported before the missing amount, so a typo is named as the typo. */
     expect_error("{\"ammount\":1,\"currency\":\"usd\"}", "parameter_unknown", "ammount");
+    /* Found by fuzz/fuzz_body: an empty field name still gives a param to show. */
+    expect_error("{\"\":null,\"amount\":1,\"currency\":\"usd\"}", "parameter_unknown", "body");
     expect_error("{\"amount\":1,\"currency\":\"usd\",\"status\":\"succeeded\"}",
                  "parameter_unknown", "status");
 }
@@ -336,6 +338,69 @@ static void test_utf8(void **state)
     assert_int_equal(gateway_utf8_length("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10), 4);
 }
 
+static void refund_expect(const char *text, const char *code, const char *param, int64_t amount,
+                          const char *reason)
+{
+    gateway_refund_input in;
+    gateway_validation_error err;
+    json_t *doc = json_loads(text, 0, NULL);
+    bool ok;
+
+    assert_non_null(doc);
+    ok = gateway_refund_validate(doc, &in, &err);
+    if (code == NULL) {
+        if (!ok) {
+            fail_msg("refused refund %s: %s %s", text, err.code, err.message);
+        }
+        assert_int_equal(in.amount, amount);
+        if (reason == NULL) {
+            assert_null(in.reason);
+        } else {
+            assert_string_equal(in.reason, reason);
+        }
+    } else {
+        if (ok) {
+            fail_msg("accepted refund %s, expected %s", text, code);
+        }
+        assert_int_equal(err.status, 400);
+        assert_string_equal(err.code, code);
+        assert_string_equal(err.param, param);
+    }
+    json_decref(doc);
+}
+
+static void test_refund_body(void **state)
+{
+    char body[1200];
+    char *r500 = repeat("\xc3\xa9", 500);
+    char *r501 = repeat("r", 501);
+
+    (void)state;
+    refund_expect("{}", NULL, NULL, 0, NULL);
+    refund_expect("{\"amount\":null,\"reason\":null}", NULL, NULL, 0, NULL);
+    refund_expect("{\"amount\":250,\"reason\":\"requested_by_customer\"}", NULL, NULL, 250,
+                  "requested_by_customer");
+    refund_expect("{\"amount\":99999999999}", NULL, NULL, INT64_C(99999999999), NULL);
+    refund_expect("{\"amount\":100000000000}", "amount_too_large", "amount", 0, NULL);
+    refund_expect("{\"amount\":0}", "amount_too_small", "amount", 0, NULL);
+    refund_expect("{\"amount\":-5}", "amount_too_small", "amount", 0, NULL);
+    refund_expect("{\"amount\":2.5}", "parameter_invalid_integer", "amount", 0, NULL);
+    refund_expect("{\"amount\":\"250\"}", "parameter_invalid_integer", "amount", 0, NULL);
+    refund_expect("{\"reason\":\"\"}", "parameter_invalid_string", "reason", 0, NULL);
+    refund_expect("{\"reason\":7}", "parameter_invalid_string", "reason", 0, NULL);
+    /* Extra fields are refused: a refund cannot be steered at another payment or status. */
+    refund_expect("{\"amount\":1,\"payment_id\":\"pay_x\"}", "parameter_unknown", "payment_id", 0,
+                  NULL);
+    refund_expect("{\"status\":\"succeeded\"}", "parameter_unknown", "status", 0, NULL);
+    /* 500 characters (1000 bytes of two-byte characters) pass; 501 do not. */
+    snprintf(body, sizeof(body), "{\"reason\":\"%s\"}", r500);
+    refund_expect(body, NULL, NULL, 0, r500);
+    snprintf(body, sizeof(body), "{\"reason\":\"%s\"}", r501);
+    refund_expect(body, "string_too_long", "reason", 0, NULL);
+    free(r500);
+    free(r501);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_payment_method),
         cmocka_unit_test(test_body_must_be_an_object),
         cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_refund_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

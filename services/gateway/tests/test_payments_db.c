@@ -1,6 +1,7 @@
-/* Tests of the gateway's SQL against a real PostgreSQL (KEEL_TEST_DATABASE_URL; skipped when
- * unset): API-key lookup, the create transaction with replay, reuse, expiry and a concurrent
- * twin, merchant scoping of reads, and outcome events through the inbox. */
+/* Tests of the gateway's payment SQL against a real PostgreSQL (KEEL_TEST_DATABASE_URL;
+ * skipped when unset): API-key lookup with expiry and limits, idempotent creation (replay,
+ * reuse, expiry, in-flight claims, crash recovery, lost leases, release, pruning), merchant
+ * scoping, and outcome events through the inbox. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,119 +14,18 @@
 #include <cmocka.h>
 
 #include "auth.h"
+#include "db_fixture.h"
 #include "digest.h"
 #include "idempotency.h"
 #include "keel/clock.h"
-#include "keel/id.h"
-#include "keel/migrate.h"
 #include "keel/v1/payments.pb-c.h"
 #include "payment_create.h"
 #include "payment_events.h"
 #include "payment_store.h"
 
-extern const keel_migration gateway_migrations[];
-extern const size_t gateway_migrations_count;
-
-static const char *db_url(void)
-{
-    const char *url = getenv("KEEL_TEST_DATABASE_URL");
-    return url != NULL && url[0] != '\0' ? url : NULL;
-}
-
-static keel_db *connect_db(void)
-{
-    keel_db *db = keel_db_new(db_url(), NULL, "gateway-test");
-    assert_int_equal(keel_db_connect(db, 10000), KEEL_OK);
-    return db;
-}
-
-/* Runs sql (no parameters) and returns the first column of the first row, malloc'd. */
-static char *sql_value(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    char *v;
-
-    if (keel_db_check(db, res, "test query") != KEEL_OK) {
-        fail_msg("query failed: %s", sql);
-    }
-    assert_true(PQntuples(res) >= 1);
-    v = strdup(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
-}
-
-static void sql_run(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    if (keel_db_check(db, res, "test statement") != KEEL_OK) {
-        fail_msg("statement failed: %s", sql);
-    }
-    PQclear(res);
-}
-
-static void assert_sql(keel_db *db, const char *sql, const char *want)
-{
-    char *got = sql_value(db, sql);
-    if (strcmp(got, want) != 0) {
-        fail_msg("%s gave '%s', want '%s'", sql, got, want);
-    }
-    free(got);
-}
-
-typedef struct fixture {
-    keel_db *db;
-    char merchant[48];
-    char other_merchant[48];
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f;
-    char err[512];
-    char sql[256];
-
-    if (db_url() == NULL) {
-        *state = NULL;
-        return 0;
-    }
-    f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->db = connect_db();
-    if (keel_migrate_apply(f->db, "libkeel", keel_common_migrations, keel_common_migrations_count,
-                           err, sizeof(err)) != KEEL_OK ||
-        keel_migrate_apply(f->db, "gateway", gateway_migrations, gateway_migrations_count, err,
-                           sizeof(err)) != KEEL_OK) {
-        fail_msg("migrations: %s", err);
-    }
-    keel_id_new("mer_", f->merchant, sizeof(f->merchant));
-    keel_id_new("mer_", f->other_merchant, sizeof(f->other_merchant));
-    snprintf(sql, sizeof(sql), "INSERT INTO merchants (id, name) VALUES ('%s', 'a'), ('%s', 'b')",
-             f->merchant, f->other_merchant);
-    sql_run(f->db, sql);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f != NULL) {
-        keel_db_free(f->db);
-        free(f);
-    }
-    return 0;
-}
-
-#define SKIP_WITHOUT_DB(f)                                                                         \
-    do {                                                                                           \
-        if ((f) == NULL) {                                                                         \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 static void test_api_key_lookup(void **state)
 {
-    fixture *f = *state;
+    db_fixture *f = *state;
     char secret[64];
     char hash[GATEWAY_SHA256_HEX_LEN];
     char key_id[48];
@@ -145,95 +45,126 @@ static void test_api_key_lookup(void **state)
     assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_OK);
     assert_string_equal(who.merchant_id, f->merchant);
     assert_string_equal(who.key_id, key_id);
+    assert_true(who.rate_per_s == 0 && who.burst == 0); /* the gateway's default */
     assert_int_equal(gateway_auth_lookup(f->db, "sk_test_nope", 12, &who), KEEL_ERR_NOT_FOUND);
+    assert_int_equal(gateway_auth_lookup_hash(f->db, hash, &who), KEEL_OK);
 
-    snprintf(sql, sizeof(sql), "UPDATE api_keys SET revoked_at = now() WHERE id = '%s'", key_id);
+    /* A key's own limit comes with it. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE api_keys SET rate_limit_per_s = 10, rate_limit_burst = 20 WHERE id = '%s'",
+             key_id);
+    sql_run(f->db, sql);
+    assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_OK);
+    assert_true(who.rate_per_s == 10 && who.burst == 20);
+
+    /* A rotated key works until its grace period ends. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE api_keys SET expires_at = now() + interval '1 hour' WHERE id = '%s'", key_id);
+    sql_run(f->db, sql);
+    assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_OK);
+    snprintf(sql, sizeof(sql),
+             "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = '%s'",
+             key_id);
+    sql_run(f->db, sql);
+    assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_ERR_NOT_FOUND);
+
+    snprintf(sql, sizeof(sql),
+             "UPDATE api_keys SET expires_at = NULL, revoked_at = now() WHERE id = '%s'", key_id);
     sql_run(f->db, sql);
     assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_ERR_NOT_FOUND);
 }
 
 static const char BODY[] = "{\"amount\":1999,\"currency\":\"usd\",\"metadata\":{\"o\":\"1\"}}";
 
-static void make_input(gateway_payment_input *in, json_t **doc)
+static void make_input(const char *body, gateway_payment_input *in, json_t **doc)
 {
     gateway_validation_error err;
-    *doc = json_loads(BODY, 0, NULL);
+    *doc = json_loads(body, 0, NULL);
     assert_non_null(*doc);
     assert_true(gateway_payment_validate(*doc, in, &err));
 }
 
+/* Creates through the whole idempotent path, the way the handler does. */
 static keel_result create(keel_db *db, const char *merchant, const char *key, const char *body,
-                          const gateway_payment_input *in, gateway_create_result *out)
+                          int64_t lease_ms, gateway_idem_result *out)
 {
-    char hash[GATEWAY_SHA256_HEX_LEN];
+    gateway_payment_input in;
+    json_t *doc;
     gateway_create_request req;
+    keel_result r;
 
-    gateway_idempotency_request_hash("POST", "/v1/payments", body, strlen(body), hash);
+    make_input(body, &in, &doc);
     req = (gateway_create_request){.merchant_id = merchant,
                                    .idempotency_key = key,
-                                   .request_hash = hash,
-                                   .input = in,
-                                   .traceparent = NULL};
-    return gateway_payment_create(db, NULL, &req, out);
+                                   .params = doc,
+                                   .input = &in,
+                                   .traceparent = NULL,
+                                   .lease_ms = lease_ms};
+    r = gateway_payment_create(db, NULL, &req, out);
+    json_decref(doc);
+    return r;
 }
 
-static char *json_id(const char *body)
+static void count_outbox(keel_db *db, const char *payment_id, const char *want)
 {
-    json_t *j = json_loads(body, 0, NULL);
-    char *id;
-    assert_non_null(j);
-    id = strdup(json_string_value(json_object_get(j, "id")));
-    json_decref(j);
-    return id;
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE message_key = '%s'", payment_id);
+    assert_sql(db, sql, want);
 }
 
 static void test_create_replay_reuse(void **state)
 {
-    fixture *f = *state;
-    gateway_payment_input in;
-    json_t *doc;
-    gateway_create_result first = {0};
-    gateway_create_result again = {0};
-    gateway_create_result other = {0};
+    db_fixture *f = *state;
+    gateway_idem_result first = {0};
+    gateway_idem_result again = {0};
+    gateway_idem_result other = {0};
     char key[48];
     char sql[512];
     char *id;
     char *got = NULL;
 
     SKIP_WITHOUT_DB(f);
-    make_input(&in, &doc);
     keel_id_new("idem_", key, sizeof(key));
 
-    assert_int_equal(create(f->db, f->merchant, key, BODY, &in, &first), KEEL_OK);
-    assert_int_equal(first.outcome, GATEWAY_CREATE_CREATED);
+    assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &first), KEEL_OK);
+    assert_int_equal(first.outcome, GATEWAY_IDEM_EXECUTED);
     assert_int_equal(first.status, 202);
-    id = json_id(first.body);
+    id = json_member(first.body, "id");
     assert_true(strncmp(id, "pay_", 4) == 0);
     assert_non_null(strstr(first.body, "\"status\":\"pending\""));
+    assert_non_null(strstr(first.body, "\"refunds\":[]"));
 
-    /* The same request again: the recorded answer, byte for byte, and nothing new written. */
-    assert_int_equal(create(f->db, f->merchant, key, BODY, &in, &again), KEEL_OK);
-    assert_int_equal(again.outcome, GATEWAY_CREATE_REPLAYED);
+    /* The same request again, even with keys reordered: the recorded answer, byte for byte,
+     * and nothing new written. */
+    assert_int_equal(create(f->db, f->merchant, key,
+                            "{\"metadata\":{\"o\":\"1\"},\"currency\":\"usd\",\"amount\":1999}", 0,
+                            &again),
+                     KEEL_OK);
+    assert_int_equal(again.outcome, GATEWAY_IDEM_REPLAYED);
     assert_int_equal(again.status, 202);
     assert_string_equal(again.body, first.body);
 
-    /* The same key with another body is refused. */
-    assert_int_equal(create(f->db, f->merchant, key, "{\"amount\":2}", &in, &other), KEEL_OK);
-    assert_int_equal(other.outcome, GATEWAY_CREATE_KEY_REUSED);
+    /* The same key with another body is refused, naming what differs. */
+    assert_int_equal(create(f->db, f->merchant, key,
+                            "{\"amount\":2000,\"currency\":\"usd\",\"metadata\":{\"o\":\"1\"}}", 0,
+                            &other),
+                     KEEL_OK);
+    assert_int_equal(other.outcome, GATEWAY_IDEM_MISMATCH);
     assert_null(other.body);
+    assert_string_equal(other.mismatch, "with different parameters: amount");
+    gateway_idem_result_clear(&other);
 
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE message_key = '%s'", id);
-    assert_sql(f->db, sql, "1");
+    count_outbox(f->db, id, "1");
     snprintf(sql, sizeof(sql),
              "SELECT topic || ' ' || ce_type || ' ' || ce_source FROM outbox "
              "WHERE message_key = '%s'",
              id);
     assert_sql(f->db, sql, "keel.payment-requests.v1 keel.v1.PaymentRequested /keel/gateway");
     snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM idempotency_keys WHERE merchant_id = '%s' AND idem_key = '%s' "
-             "AND response_status = 202",
+             "SELECT response_status || ' ' || (lock_token IS NULL) FROM idempotency_keys "
+             "WHERE merchant_id = '%s' AND idem_key = '%s'",
              f->merchant, key);
-    assert_sql(f->db, sql, "1");
+    assert_sql(f->db, sql, "202 true");
 
     /* The outbox payload is the PaymentRequested the payments service will read. */
     snprintf(sql, sizeof(sql), "SELECT encode(payload, 'hex') FROM outbox WHERE message_key = '%s'",
@@ -275,57 +206,52 @@ static void test_create_replay_reuse(void **state)
     assert_int_equal(gateway_payment_store_get(f->db, f->merchant, "pay_missing", &got),
                      KEEL_ERR_NOT_FOUND);
     /* Keys are per merchant: the other merchant may use the same key for its own payment. */
-    assert_int_equal(create(f->db, f->other_merchant, key, BODY, &in, &other), KEEL_OK);
-    assert_int_equal(other.outcome, GATEWAY_CREATE_CREATED);
+    assert_int_equal(create(f->db, f->other_merchant, key, BODY, 0, &other), KEEL_OK);
+    assert_int_equal(other.outcome, GATEWAY_IDEM_EXECUTED);
 
     free(id);
-    gateway_create_result_clear(&first);
-    gateway_create_result_clear(&again);
-    gateway_create_result_clear(&other);
-    json_decref(doc);
+    gateway_idem_result_clear(&first);
+    gateway_idem_result_clear(&again);
+    gateway_idem_result_clear(&other);
 }
 
 static void test_expired_key_is_taken_over(void **state)
 {
-    fixture *f = *state;
-    gateway_payment_input in;
-    json_t *doc;
-    gateway_create_result first = {0};
-    gateway_create_result later = {0};
+    db_fixture *f = *state;
+    gateway_idem_result first = {0};
+    gateway_idem_result later = {0};
     char key[48];
     char sql[512];
 
     SKIP_WITHOUT_DB(f);
-    make_input(&in, &doc);
     keel_id_new("idem_", key, sizeof(key));
-    assert_int_equal(create(f->db, f->merchant, key, BODY, &in, &first), KEEL_OK);
+    assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &first), KEEL_OK);
     snprintf(sql, sizeof(sql),
              "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' "
              "WHERE merchant_id = '%s' AND idem_key = '%s'",
              f->merchant, key);
     sql_run(f->db, sql);
     /* Past its 24 hours a key means nothing: even another body makes a new payment. */
-    assert_int_equal(create(f->db, f->merchant, key, "{\"other\":1}", &in, &later), KEEL_OK);
-    assert_int_equal(later.outcome, GATEWAY_CREATE_CREATED);
+    assert_int_equal(
+        create(f->db, f->merchant, key, "{\"amount\":5,\"currency\":\"eur\"}", 0, &later), KEEL_OK);
+    assert_int_equal(later.outcome, GATEWAY_IDEM_EXECUTED);
     assert_string_not_equal(later.body, first.body);
-    gateway_create_result_clear(&first);
-    gateway_create_result_clear(&later);
-    json_decref(doc);
+    gateway_idem_result_clear(&first);
+    gateway_idem_result_clear(&later);
 }
 
 typedef struct twin {
     const char *merchant;
     const char *key;
-    const gateway_payment_input *in;
-    gateway_create_result result;
+    gateway_idem_result result;
     keel_result r;
 } twin;
 
 static void *twin_main(void *arg)
 {
     twin *t = arg;
-    keel_db *db = connect_db();
-    t->r = create(db, t->merchant, t->key, BODY, t->in, &t->result);
+    keel_db *db = fixture_connect();
+    t->r = create(db, t->merchant, t->key, BODY, 0, &t->result);
     keel_db_free(db);
     return NULL;
 }
@@ -349,72 +275,223 @@ static void wait_for_lock_waiters(keel_db *db, const char *n)
     }
 }
 
-static void test_concurrent_twin_waits_then_replays(void **state)
+/* While A works under the key (held up by a lock), B with the same key gets IN_FLIGHT at
+ * once instead of waiting; after A commits, a third try replays A's answer. */
+static void test_concurrent_twin_gets_in_flight(void **state)
 {
-    fixture *f = *state;
-    gateway_payment_input in;
-    json_t *doc;
+    db_fixture *f = *state;
     keel_db *locker;
     twin a = {0};
     twin b = {0};
     pthread_t ta;
-    pthread_t tb;
     char key[48];
-    char sql[512];
 
     SKIP_WITHOUT_DB(f);
-    make_input(&in, &doc);
     keel_id_new("idem_", key, sizeof(key));
-    a = (twin){.merchant = f->merchant, .key = key, .in = &in};
+    a = (twin){.merchant = f->merchant, .key = key};
     b = a;
 
-    /* Hold inserts into payments so A stops after claiming the key, still uncommitted. */
-    locker = connect_db();
+    locker = fixture_connect();
     sql_run(locker, "BEGIN");
     sql_run(locker, "LOCK TABLE payments IN SHARE MODE");
     assert_int_equal(pthread_create(&ta, NULL, twin_main, &a), 0);
     wait_for_lock_waiters(f->db, "1");
-    /* B's INSERT of the same key must now wait for A's transaction. */
-    assert_int_equal(pthread_create(&tb, NULL, twin_main, &b), 0);
-    wait_for_lock_waiters(f->db, "2");
+    /* A holds the claim (committed) and waits inside its work transaction. */
+    twin_main(&b);
+    assert_int_equal(b.r, KEEL_OK);
+    assert_int_equal(b.result.outcome, GATEWAY_IDEM_IN_FLIGHT);
     sql_run(locker, "COMMIT");
     pthread_join(ta, NULL);
-    pthread_join(tb, NULL);
     keel_db_free(locker);
 
     assert_int_equal(a.r, KEEL_OK);
-    assert_int_equal(b.r, KEEL_OK);
-    assert_int_equal(a.result.outcome, GATEWAY_CREATE_CREATED);
-    assert_int_equal(b.result.outcome, GATEWAY_CREATE_REPLAYED);
+    assert_int_equal(a.result.outcome, GATEWAY_IDEM_EXECUTED);
+    gateway_idem_result_clear(&b.result);
+    twin_main(&b);
+    assert_int_equal(b.result.outcome, GATEWAY_IDEM_REPLAYED);
     assert_string_equal(a.result.body, b.result.body);
     {
-        char *id = json_id(a.result.body);
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE message_key = '%s'", id);
-        assert_sql(f->db, sql, "1");
+        char *id = json_member(a.result.body, "id");
+        count_outbox(f->db, id, "1");
         free(id);
     }
-    gateway_create_result_clear(&a.result);
-    gateway_create_result_clear(&b.result);
+    gateway_idem_result_clear(&a.result);
+    gateway_idem_result_clear(&b.result);
+}
+
+/* A claim left behind by a crashed process blocks retries only until its lease ends. */
+static void test_stale_claim_is_recovered(void **state)
+{
+    db_fixture *f = *state;
+    gateway_idem_result res = {0};
+    char key[48];
+    char sql[768];
+    char hash[GATEWAY_SHA256_HEX_LEN];
+    char *canonical;
+    json_t *doc = json_loads(BODY, 0, NULL);
+
+    SKIP_WITHOUT_DB(f);
+    keel_id_new("idem_", key, sizeof(key));
+    canonical = gateway_idempotency_canonical(doc);
+    gateway_idempotency_fingerprint("POST", "/v1/payments", canonical, hash);
+    /* What a gateway killed right after its claim leaves: no answer, a live lease. */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, request_method, "
+             "request_path, request_params, lock_token, locked_until) VALUES ('%s', '%s', '%s', "
+             "'POST', '/v1/payments', '%s', 'dead-token', now() + interval '1 hour')",
+             f->merchant, key, hash, canonical);
+    sql_run(f->db, sql);
+    assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &res), KEEL_OK);
+    assert_int_equal(res.outcome, GATEWAY_IDEM_IN_FLIGHT);
+
+    /* The lease runs out: the retry takes the key over and does the work once. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE idempotency_keys SET locked_until = now() - interval '1 ms' "
+             "WHERE merchant_id = '%s' AND idem_key = '%s'",
+             f->merchant, key);
+    sql_run(f->db, sql);
+    assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &res), KEEL_OK);
+    assert_int_equal(res.outcome, GATEWAY_IDEM_EXECUTED);
+    gateway_idem_result_clear(&res);
+
+    /* A stale claim for a different request is still that request's key. */
+    keel_id_new("idem_", key, sizeof(key));
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, lock_token, "
+             "locked_until) VALUES ('%s', '%s', 'other-hash', 'dead', now() - interval '1 s')",
+             f->merchant, key);
+    sql_run(f->db, sql);
+    assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &res), KEEL_OK);
+    assert_int_equal(res.outcome, GATEWAY_IDEM_MISMATCH);
+    gateway_idem_result_clear(&res);
+    free(canonical);
     json_decref(doc);
 }
 
-static void test_outcomes_never_leave_a_final_status(void **state)
+typedef struct steal {
+    const char *merchant;
+    const char *key;
+    int runs;
+    keel_result result;
+} steal;
+
+/* Work that finds its lease taken over mid-way (another connection swaps the token), as when
+ * a request outlives its lease and a retry recovered the key. */
+static keel_result stolen_work(keel_db *db, void *arg, int *status, char **body)
 {
-    fixture *f = *state;
-    gateway_payment_input in;
-    json_t *doc;
-    gateway_create_result created = {0};
+    steal *s = arg;
+    char sql[256];
+    keel_db *other = fixture_connect();
+
+    s->runs++;
+    sql_run(db, "INSERT INTO merchants (id, name) VALUES "
+                "('mer_00000000000000000000000000000001', 'rolled back') ON CONFLICT DO NOTHING");
+    snprintf(sql, sizeof(sql),
+             "UPDATE idempotency_keys SET lock_token = 'thief' WHERE merchant_id = '%s' AND "
+             "idem_key = '%s'",
+             s->merchant, s->key);
+    sql_run(other, sql);
+    keel_db_free(other);
+    *status = 202;
+    *body = strdup("{}");
+    return s->result;
+}
+
+static void test_lost_lease_records_nothing_and_failure_releases(void **state)
+{
+    db_fixture *f = *state;
+    gateway_idem_result res = {0};
+    char key[48];
+    char sql[256];
+    steal s = {0};
+    gateway_idem_request req;
+
+    SKIP_WITHOUT_DB(f);
+    keel_id_new("idem_", key, sizeof(key));
+    s = (steal){.merchant = f->merchant, .key = key, .result = KEEL_OK};
+    req = (gateway_idem_request){.merchant_id = f->merchant,
+                                 .key = key,
+                                 .method = "POST",
+                                 .path = "/v1/test",
+                                 .params = NULL,
+                                 .lease_ms = 60000};
+    assert_int_equal(gateway_idempotent_execute(f->db, NULL, &req, stolen_work, &s, &res), KEEL_OK);
+    assert_int_equal(res.outcome, GATEWAY_IDEM_IN_FLIGHT);
+    assert_int_equal(s.runs, 1);
+    /* The work's writes rolled back with the refused answer. */
+    assert_sql(f->db,
+               "SELECT count(*) FROM merchants WHERE id = 'mer_00000000000000000000000000000001'",
+               "0");
+    snprintf(sql, sizeof(sql),
+             "SELECT (response_status IS NULL) || ' ' || lock_token FROM idempotency_keys "
+             "WHERE merchant_id = '%s' AND idem_key = '%s'",
+             f->merchant, key);
+    assert_sql(f->db, sql, "true thief");
+
+    /* Work that fails hands the key back at once, so the client's retry can run. */
+    keel_id_new("idem_", key, sizeof(key));
+    s = (steal){.merchant = f->merchant, .key = "unused", .result = KEEL_ERR};
+    assert_int_equal(gateway_idempotent_execute(f->db, NULL, &req, stolen_work, &s, &res),
+                     KEEL_ERR);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM idempotency_keys WHERE merchant_id = '%s' AND idem_key = '%s'",
+             f->merchant, key);
+    assert_sql(f->db, sql, "0");
+    gateway_idem_result_clear(&res);
+}
+
+static void test_prune(void **state)
+{
+    db_fixture *f = *state;
+    char sql[1024];
+    int deleted = -1;
+
+    SKIP_WITHOUT_DB(f);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, response_status, "
+             "response_body, expires_at, locked_until) VALUES "
+             "('%s', 'old-done', 'h', 202, '{}', now() - interval '1 s', NULL), "
+             "('%s', 'old-abandoned', 'h', NULL, NULL, now() - interval '1 s', "
+             "now() - interval '1 s'), "
+             "('%s', 'old-but-held', 'h', NULL, NULL, now() - interval '1 s', "
+             "now() + interval '1 h'), "
+             "('%s', 'fresh', 'h', 202, '{}', now() + interval '1 h', NULL)",
+             f->merchant, f->merchant, f->merchant, f->merchant);
+    sql_run(f->db, sql);
+    assert_int_equal(gateway_idempotency_prune(f->db, 1000, &deleted), KEEL_OK);
+    assert_true(deleted >= 2);
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(idem_key, ',' ORDER BY idem_key) FROM idempotency_keys "
+             "WHERE merchant_id = '%s' AND idem_key IN ('old-done', 'old-abandoned', "
+             "'old-but-held', 'fresh')",
+             f->merchant);
+    assert_sql(f->db, sql, "fresh,old-but-held");
+}
+
+static void apply(keel_db *db, gateway_payment_outcome *o, bool want_applied)
+{
+    bool applied = !want_applied;
+    assert_int_equal(gateway_payment_store_apply_outcome(db, o, &applied), KEEL_OK);
+    assert_true(applied == want_applied);
+}
+
+static void test_outcomes_move_forward_only(void **state)
+{
+    db_fixture *f = *state;
+    gateway_idem_result created = {0};
     gateway_payment_outcome o;
-    bool applied;
     char key[48];
     char sql[512];
     char *id;
 
     SKIP_WITHOUT_DB(f);
-    make_input(&in, &doc);
     keel_id_new("idem_", key, sizeof(key));
-    assert_int_equal(create(f->db, f->merchant, key, BODY, &in, &created), KEEL_OK);
-    id = json_id(created.body);
+    assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &created), KEEL_OK);
+    id = json_member(created.body, "id");
+    snprintf(sql, sizeof(sql),
+             "SELECT status || ' ' || coalesce(provider, '-') || ' ' || (failure_code IS NULL) "
+             "FROM payments WHERE id = '%s'",
+             id);
 
     o = (gateway_payment_outcome){.payment_id = id,
                                   .merchant_id = f->other_merchant,
@@ -425,36 +502,34 @@ static void test_outcomes_never_leave_a_final_status(void **state)
                                   .failure_code = "card_declined",
                                   .failure_message = "declined"};
     /* An event naming another merchant does not touch this merchant's payment. */
-    assert_int_equal(gateway_payment_store_apply_outcome(f->db, &o, &applied), KEEL_OK);
-    assert_false(applied);
+    apply(f->db, &o, false);
 
+    /* pending → requires_review → succeeded; then nothing moves it again. */
     o.merchant_id = f->merchant;
-    o.status = "succeeded";
+    o.status = "requires_review";
     o.provider = "provider_a";
     o.failure_code = "";
+    o.failure_message = "status unknown";
+    apply(f->db, &o, true);
+    assert_sql(f->db, sql, "requires_review provider_a true");
+    apply(f->db, &o, false); /* a second review changes nothing */
+    o.status = "succeeded";
     o.failure_message = "";
-    assert_int_equal(gateway_payment_store_apply_outcome(f->db, &o, &applied), KEEL_OK);
-    assert_true(applied);
-    snprintf(sql, sizeof(sql),
-             "SELECT status || ' ' || provider || ' ' || (failure_code IS NULL) FROM payments "
-             "WHERE id = '%s'",
-             id);
+    apply(f->db, &o, true);
     assert_sql(f->db, sql, "succeeded provider_a true");
-
-    /* A late "failed" for a succeeded payment changes nothing. */
     o.status = "failed";
     o.failure_code = "card_declined";
-    assert_int_equal(gateway_payment_store_apply_outcome(f->db, &o, &applied), KEEL_OK);
-    assert_false(applied);
+    apply(f->db, &o, false);
+    o.status = "requires_review";
+    apply(f->db, &o, false);
     assert_sql(f->db, sql, "succeeded provider_a true");
     free(id);
-    gateway_create_result_clear(&created);
-    json_decref(doc);
+    gateway_idem_result_clear(&created);
 }
 
 static void test_event_for_unknown_payment_and_duplicate(void **state)
 {
-    fixture *f = *state;
+    db_fixture *f = *state;
     Keel__V1__PaymentFailed m = KEEL__V1__PAYMENT_FAILED__INIT;
     gateway_events ev;
     keel_message msg;
@@ -515,9 +590,12 @@ int main(void)
         cmocka_unit_test(test_api_key_lookup),
         cmocka_unit_test(test_create_replay_reuse),
         cmocka_unit_test(test_expired_key_is_taken_over),
-        cmocka_unit_test(test_concurrent_twin_waits_then_replays),
-        cmocka_unit_test(test_outcomes_never_leave_a_final_status),
+        cmocka_unit_test(test_concurrent_twin_gets_in_flight),
+        cmocka_unit_test(test_stale_claim_is_recovered),
+        cmocka_unit_test(test_lost_lease_records_nothing_and_failure_releases),
+        cmocka_unit_test(test_prune),
+        cmocka_unit_test(test_outcomes_move_forward_only),
         cmocka_unit_test(test_event_for_unknown_payment_and_duplicate),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }
