@@ -10,9 +10,10 @@ from urllib.parse import urlparse
 import yaml
 
 # The services the file must define, no more and no fewer.
-EXPECTED_SERVICES = {"postgres", "kafka", "topic-init", "provider-sim", "payments", "gateway", "prometheus"}
+EXPECTED_SERVICES = {"postgres", "kafka", "topic-init", "provider-sim", "payments", "ledger", "notifier",
+                     "gateway", "prometheus"}
 # Long-running keel services: binary, whether it owns a database.
-KEEL_SERVICES = {"provider-sim": False, "payments": True, "gateway": True}
+KEEL_SERVICES = {"provider-sim": False, "payments": True, "ledger": True, "notifier": True, "gateway": True}
 KEEL_DOCKERFILE = "deploy/Dockerfile"
 
 # The environment each keel container may set (docs: the STACK.md contract).
@@ -21,17 +22,37 @@ DB_VARS = {"KEEL_DATABASE_URL", "KEEL_DATABASE_PASSWORD_FILE", "KEEL_DATABASE_PO
 KAFKA_VARS = {"KEEL_KAFKA_BROKERS"}
 ALLOWED_VARS = {
     "provider-sim": COMMON_VARS | KAFKA_VARS
-    | {"KEEL_SIM_PROVIDER_A_PORT", "KEEL_SIM_API_KEY_FILE", "KEEL_SIM_SEED", "KEEL_FAILPOINTS"},
+    | {"KEEL_SIM_PROVIDER_A_PORT", "KEEL_SIM_PROVIDER_B_PORT", "KEEL_SIM_RISK_PORT",
+       "KEEL_SIM_API_KEY_FILE", "KEEL_SIM_SEED", "KEEL_FAILPOINTS"},
     "payments": COMMON_VARS | DB_VARS | KAFKA_VARS
     | {"KEEL_PAYMENTS_PROVIDER_URL", "KEEL_PAYMENTS_PROVIDER_API_KEY_FILE", "KEEL_PAYMENTS_LEASE_MS",
-       "KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS", "KEEL_FAILPOINTS"},
-    "gateway": COMMON_VARS | DB_VARS | KAFKA_VARS | {"KEEL_FAILPOINTS"},
+       "KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS", "KEEL_FAILPOINTS",
+       "KEEL_PAYMENTS_PROVIDER_B_URL", "KEEL_PAYMENTS_PROVIDER_B_API_KEY_FILE", "KEEL_PAYMENTS_RISK_URL",
+       "KEEL_PAYMENTS_RISK_API_KEY_FILE", "KEEL_PAYMENTS_ROUTES", "KEEL_PAYMENTS_UNKNOWN_DEADLINE_MS",
+       "KEEL_PAYMENTS_RISK_TIMEOUT_MS", "KEEL_PAYMENTS_LOCAL_RISK_LIMITS"},
+    "ledger": COMMON_VARS | DB_VARS | KAFKA_VARS
+    | {"KEEL_LEDGER_FEES", "KEEL_LEDGER_AUDIT_INTERVAL_MS", "KEEL_FAILPOINTS"},
+    "notifier": COMMON_VARS | DB_VARS | KAFKA_VARS
+    | {"KEEL_NOTIFIER_INTERNAL_TOKEN_FILE", "KEEL_NOTIFIER_WORKERS", "KEEL_NOTIFIER_LEASE_MS",
+       "KEEL_NOTIFIER_DELIVERY_TIMEOUT_MS", "KEEL_NOTIFIER_CONNECT_TIMEOUT_MS", "KEEL_NOTIFIER_DNS_TIMEOUT_MS",
+       "KEEL_NOTIFIER_MAX_RESPONSE_BYTES", "KEEL_NOTIFIER_RETRY_SCHEDULE", "KEEL_NOTIFIER_RETRY_JITTER_PCT",
+       "KEEL_NOTIFIER_DISABLE_AFTER", "KEEL_NOTIFIER_MAX_ENDPOINTS", "KEEL_NOTIFIER_POLL_MS",
+       "KEEL_NOTIFIER_METRICS_INTERVAL_MS", "KEEL_NOTIFIER_KEEP_SUCCEEDED", "KEEL_NOTIFIER_KEEP_DEAD",
+       "KEEL_NOTIFIER_KEEP_INBOX", "KEEL_FAILPOINTS"},
+    "gateway": COMMON_VARS | DB_VARS | KAFKA_VARS
+    | {"KEEL_GATEWAY_LEDGER_URL", "KEEL_GATEWAY_LEDGER_TIMEOUT_MS", "KEEL_GATEWAY_NOTIFIER_URL",
+       "KEEL_GATEWAY_NOTIFIER_TIMEOUT_MS", "KEEL_NOTIFIER_INTERNAL_TOKEN_FILE", "KEEL_FAILPOINTS"},
     "topic-init": {"KEEL_LOG_LEVEL", "KEEL_KAFKA_BROKERS", "KEEL_TOPIC_PARTITIONS"},
 }
 REQUIRED_VARS = {
-    "provider-sim": {"KEEL_HTTP_ADDRESS", "KEEL_HTTP_PORT", "KEEL_SIM_PROVIDER_A_PORT", "KEEL_SIM_API_KEY_FILE"},
+    "provider-sim": {"KEEL_HTTP_ADDRESS", "KEEL_HTTP_PORT", "KEEL_SIM_PROVIDER_A_PORT", "KEEL_SIM_PROVIDER_B_PORT",
+                     "KEEL_SIM_RISK_PORT", "KEEL_SIM_API_KEY_FILE"},
     "payments": {"KEEL_HTTP_ADDRESS", "KEEL_HTTP_PORT", "KEEL_DATABASE_URL", "KEEL_DATABASE_PASSWORD_FILE",
                  "KEEL_KAFKA_BROKERS", "KEEL_PAYMENTS_PROVIDER_URL", "KEEL_PAYMENTS_PROVIDER_API_KEY_FILE"},
+    "ledger": {"KEEL_HTTP_ADDRESS", "KEEL_HTTP_PORT", "KEEL_DATABASE_URL", "KEEL_DATABASE_PASSWORD_FILE",
+               "KEEL_KAFKA_BROKERS"},
+    "notifier": {"KEEL_HTTP_ADDRESS", "KEEL_HTTP_PORT", "KEEL_DATABASE_URL", "KEEL_DATABASE_PASSWORD_FILE",
+                 "KEEL_KAFKA_BROKERS", "KEEL_NOTIFIER_INTERNAL_TOKEN_FILE"},
     "gateway": {"KEEL_HTTP_ADDRESS", "KEEL_HTTP_PORT", "KEEL_DATABASE_URL", "KEEL_DATABASE_PASSWORD_FILE",
                 "KEEL_KAFKA_BROKERS"},
     "topic-init": {"KEEL_KAFKA_BROKERS"},
@@ -220,7 +241,7 @@ class Checker:
         self.check_brokers("topic-init", self.env_of(services["topic-init"]).get("KEEL_KAFKA_BROKERS", ""), services)
         if self.depends_of(services["topic-init"]).get("kafka") != "service_healthy":
             self.problem("topic-init", "must wait for kafka: service_healthy")
-        for name in ("payments", "gateway"):
+        for name in ("payments", "ledger", "notifier", "gateway"):
             if self.depends_of(services[name]).get("topic-init") != "service_completed_successfully":
                 self.problem(name, "must wait for topic-init: service_completed_successfully (topics first)")
 
@@ -233,9 +254,48 @@ class Checker:
                          f"http://provider-sim:{sim.get('KEEL_SIM_PROVIDER_A_PORT')}")
         if pay.get("KEEL_PAYMENTS_PROVIDER_API_KEY_FILE") != sim.get("KEEL_SIM_API_KEY_FILE"):
             self.problem("payments", "KEEL_PAYMENTS_PROVIDER_API_KEY_FILE must be the simulator's KEEL_SIM_API_KEY_FILE")
-        if sim.get("KEEL_SIM_PROVIDER_A_PORT") == sim.get("KEEL_HTTP_PORT"):
-            self.problem("provider-sim", "KEEL_SIM_PROVIDER_A_PORT must differ from KEEL_HTTP_PORT")
+        # Provider B and the risk API are the simulator's other two listeners, same key.
+        for url_var, key_var, port_var in (
+                ("KEEL_PAYMENTS_PROVIDER_B_URL", "KEEL_PAYMENTS_PROVIDER_B_API_KEY_FILE", "KEEL_SIM_PROVIDER_B_PORT"),
+                ("KEEL_PAYMENTS_RISK_URL", "KEEL_PAYMENTS_RISK_API_KEY_FILE", "KEEL_SIM_RISK_PORT")):
+            if url_var not in pay:
+                continue
+            u = urlparse(pay[url_var])
+            if u.hostname != "provider-sim" or str(u.port) != sim.get(port_var):
+                self.problem("payments", f"{url_var} {u.geturl()!r} must be http://provider-sim:{sim.get(port_var)}")
+            if pay.get(key_var) != sim.get("KEEL_SIM_API_KEY_FILE"):
+                self.problem("payments", f"{key_var} must be the simulator's KEEL_SIM_API_KEY_FILE")
+        # The admin port and the three API listeners are four distinct ports.
+        sim_ports = [sim.get(v) for v in ("KEEL_HTTP_PORT", "KEEL_SIM_PROVIDER_A_PORT",
+                                          "KEEL_SIM_PROVIDER_B_PORT", "KEEL_SIM_RISK_PORT")]
+        if len(set(sim_ports)) != len(sim_ports):
+            self.problem("provider-sim", "KEEL_HTTP_PORT, KEEL_SIM_PROVIDER_A_PORT, KEEL_SIM_PROVIDER_B_PORT and "
+                         f"KEEL_SIM_RISK_PORT must all differ (they are {sim_ports})")
+        # The gateway's balance endpoints reach the ledger's internal API.
+        ledger_url = urlparse(self.env_of(services["gateway"]).get("KEEL_GATEWAY_LEDGER_URL", ""))
+        ledger_port = self.env_of(services["ledger"]).get("KEEL_HTTP_PORT")
+        if ledger_url.hostname != "ledger" or str(ledger_url.port) != ledger_port:
+            self.problem("gateway", f"KEEL_GATEWAY_LEDGER_URL {ledger_url.geturl()!r} must be "
+                         f"http://ledger:{ledger_port}")
+        self.check_notifier(services)
         self.keel_ports = ports
+
+    def check_notifier(self, services):
+        """The gateway reaches the notifier's internal API with the token the notifier reads; the
+        notifier's port stays inside the compose network and no SSRF allow-list is opened."""
+        gw = self.env_of(services["gateway"])
+        nt = self.env_of(services["notifier"])
+        url = urlparse(gw.get("KEEL_GATEWAY_NOTIFIER_URL", ""))
+        if url.hostname != "notifier" or str(url.port) != nt.get("KEEL_HTTP_PORT"):
+            self.problem("gateway", f"KEEL_GATEWAY_NOTIFIER_URL {url.geturl()!r} must be "
+                         f"http://notifier:{nt.get('KEEL_HTTP_PORT')}")
+        if gw.get("KEEL_NOTIFIER_INTERNAL_TOKEN_FILE") != nt.get("KEEL_NOTIFIER_INTERNAL_TOKEN_FILE"):
+            self.problem("gateway", "KEEL_NOTIFIER_INTERNAL_TOKEN_FILE must be the notifier's own token file")
+        if services["notifier"].get("ports"):
+            self.problem("notifier", "must not publish a port: its internal API is for the gateway only")
+        for var in ("KEEL_NOTIFIER_ALLOW_CIDRS", "KEEL_NOTIFIER_ALLOW_HTTP"):
+            if var in nt:
+                self.problem("notifier", f"sets {var}: merchants' endpoints must be public https URLs here")
 
     def check_db_url(self, name, env, services):
         role = "keel_" + name.replace("-", "_")
