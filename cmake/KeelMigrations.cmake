@@ -10,6 +10,7 @@ function(keel_embed_migrations target symbol folder)
     COMMAND ${CMAKE_COMMAND} -DSYMBOL=${symbol} -DOUT=${out} "-DFILES=${sql_files}"
             -P ${CMAKE_SOURCE_DIR}/cmake/embed_sql.cmake
     DEPENDS ${sql_files} ${CMAKE_SOURCE_DIR}/cmake/embed_sql.cmake
-    COMMENT "embedding migrations ${symbol}")
+    COMMENT "embedding migrations ${symbol}"
+    VERBATIM)
   target_sources(${target} PRIVATE ${out})
 endfunction()

@@ -12,7 +12,9 @@ PACKAGES=(
     librdkafka-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev libpq-dev
     libcurl4-openssl-dev libssl-dev libjansson-dev libcmocka-dev
     postgresql postgresql-contrib prometheus maven default-jre-headless
-    kcat jq curl clang-format python3-yaml procps iproute2 openssl
+    kcat jq curl clang-format python3-yaml procps iproute2 openssl gnuplot-nox
+    # fuzz/: clang with its libFuzzer and sanitizer runtimes.
+    clang libclang-rt-14-dev
 )
 
 missing=()
@@ -21,6 +23,12 @@ for p in "${PACKAGES[@]}"; do
         missing+=("$p")
     fi
 done
+# tools/openapi/ (the OpenAPI lint and contract test) needs node and npm. Any install will do
+# (Debian's or NodeSource's, which bundles npm and conflicts with Debian's npm package), so
+# only ask apt for them when the commands are missing.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=(nodejs npm)
+fi
 
 if ((${#missing[@]} == 0)); then
     keel_say "deps: ${#PACKAGES[@]} Debian packages present"
@@ -54,6 +62,11 @@ else
     rm -f "$aptlog"
     keel_say "deps: installed ${#missing[@]} Debian packages"
 fi
+
+# ---- npm packages of tools/openapi, exactly as package-lock.json pins them ----------------
+# shellcheck source=tools/openapi/ensure.sh
+(. "$KEEL_REPO/tools/openapi/ensure.sh") || keel_die "npm ci in tools/openapi failed (output above)"
+keel_say "deps: tools/openapi npm packages present"
 
 # ---- Kafka broker jars -------------------------------------------------------------------
 version="$(keel_kafka_version)"

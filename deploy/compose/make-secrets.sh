@@ -8,7 +8,8 @@ mkdir -p "$dir"
 # compose bind-mounts them unchanged and the containers read them as non-root users
 # (postgres, keel) whose uids do not match yours.
 chmod 0700 "$dir"
-for name in pg-superuser-password gateway-db-password payments-db-password provider-api-key; do
+for name in pg-superuser-password gateway-db-password payments-db-password ledger-db-password \
+    notifier-db-password notifier-internal-token provider-api-key; do
     f="$dir/$name"
     if [[ ! -s "$f" ]]; then
         openssl rand -hex 24 >"$f"

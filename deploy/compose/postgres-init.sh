@@ -3,7 +3,7 @@
 set -euo pipefail
 
 # The keel services with a database; keep in step with docker-compose.yml.
-SERVICES="gateway payments"
+SERVICES="gateway payments ledger notifier"
 
 psql_su() { psql -v ON_ERROR_STOP=1 -X -q --username "$POSTGRES_USER" --dbname postgres "$@"; }
 

@@ -11,7 +11,7 @@ usage: stack.sh up | down | status | wipe
        stack.sh start-service NAME [INSTANCE] [VAR=value ...]
        stack.sh stop-service NAME [INSTANCE]
        stack.sh kill-service NAME [INSTANCE]
-NAME: a keel service (gateway, payments, provider-sim; the keel- prefix is optional) or
+NAME: a keel service (gateway, payments, ledger, notifier, provider-sim; the keel- prefix is optional) or
 postgres, kafka (INSTANCE = node), prometheus.
 Environment: KEEL_STACK (local|test|...), KEEL_BIN_DIR, KEEL_PORT_BASE (other stacks),
 KEEL_TOPIC_PARTITIONS (3), KEEL_KAFKA_NODES (1 or 3), KEEL_STACK_ONLY_INFRA=1 (no keel
@@ -55,7 +55,7 @@ KAFKA_BROKERS="$(kafka_brokers)"
 
 # The keel services, in start order: name:port offset:db|nodb. Adding a service (ledger,
 # notifier, scheduler) is one entry here plus its lines in write_service_env.
-KEEL_SERVICE_TABLE="${KEEL_SERVICE_TABLE:-provider-sim:100:nodb payments:110:db gateway:80:db}"
+KEEL_SERVICE_TABLE="${KEEL_SERVICE_TABLE:-provider-sim:100:nodb payments:110:db ledger:120:db notifier:130:db gateway:80:db}"
 SERVICES=()
 declare -A SVC_PORT SVC_DB
 for entry in $KEEL_SERVICE_TABLE; do
@@ -67,6 +67,8 @@ done
 DB_SERVICES=()
 for s in "${SERVICES[@]}"; do [[ "${SVC_DB[$s]}" == db ]] && DB_SERVICES+=("$s"); done
 PROVIDER_A_PORT=$((BASE + 101))
+PROVIDER_B_PORT=$((BASE + 102))
+RISK_PORT=$((BASE + 103))
 
 # Instance N of a service listens on its port + N - 1 (gateway 2 gets +81). provider-sim
 # owns the ports after its own, so it runs once.
@@ -640,10 +642,13 @@ topics_ensure() {
         fi
         need_bin keelctl
     fi
-    if ! tool_env timeout 60 "$KEEL_BIN_DIR/keelctl" topics ensure >>"$STATE/logs/keelctl.log" 2>&1; then
+    # Three nodes: every record on all three, acknowledged by at least two (one node may die).
+    local -a layout=()
+    ((KAFKA_NODES == 3)) && layout=(--replication-factor 3 --min-insync-replicas 2)
+    if ! tool_env timeout 60 "$KEEL_BIN_DIR/keelctl" topics ensure "${layout[@]}" >>"$STATE/logs/keelctl.log" 2>&1; then
         fail_with_log "$STATE/logs/keelctl.log" "keelctl topics ensure failed"
     fi
-    say "topics ensured ($TOPIC_PARTITIONS partitions each, with .dlq twins)"
+    say "topics ensured ($TOPIC_PARTITIONS partitions each, with .dlq twins${layout:+, replication factor 3, min.insync.replicas 2})"
 }
 
 # ---- Prometheus ----------------------------------------------------------------------------
@@ -726,9 +731,50 @@ write_service_env() {
         payments)
             echo "KEEL_PAYMENTS_PROVIDER_URL=http://127.0.0.1:$PROVIDER_A_PORT"
             echo "KEEL_PAYMENTS_PROVIDER_API_KEY_FILE=$STATE/secrets/provider-sim.api-key"
+            echo "KEEL_PAYMENTS_PROVIDER_B_URL=http://127.0.0.1:$PROVIDER_B_PORT"
+            echo "KEEL_PAYMENTS_PROVIDER_B_API_KEY_FILE=$STATE/secrets/provider-sim.api-key"
+            echo "KEEL_PAYMENTS_RISK_URL=http://127.0.0.1:$RISK_PORT"
+            echo "KEEL_PAYMENTS_RISK_API_KEY_FILE=$STATE/secrets/provider-sim.api-key"
+            echo "KEEL_PAYMENTS_ROUTES=default=provider_a,provider_b;ngn=provider_b,provider_a"
+            if [[ "$STACK" != local ]]; then
+                # Test stacks: provider trouble resolves in seconds (see docs/payments.md).
+                echo "KEEL_PAYMENTS_PROVIDER_TIMEOUT_MS=1000"
+                echo "KEEL_PAYMENTS_PROVIDER_CONNECT_TIMEOUT_MS=300"
+                echo "KEEL_PAYMENTS_PROVIDER_BACKOFF_BASE_MS=50"
+                echo "KEEL_PAYMENTS_PROVIDER_BACKOFF_CAP_MS=200"
+                echo "KEEL_PAYMENTS_LEASE_MS=6000"
+                echo "KEEL_PAYMENTS_UNKNOWN_DEADLINE_MS=4000"
+                echo "KEEL_PAYMENTS_RISK_TIMEOUT_MS=300"
+                echo "KEEL_PAYMENTS_BREAKER_OPEN_MS=1500"
+                echo "KEEL_PAYMENTS_REFUND_WAIT_RETRIES=4"
+            fi
+            ;;
+        gateway)
+            # The balance endpoints proxy the ledger (started before the gateway).
+            echo "KEEL_GATEWAY_LEDGER_URL=http://127.0.0.1:${SVC_PORT[ledger]}"
+            # /v1/webhook_endpoints proxies the notifier's internal API with a shared token.
+            echo "KEEL_GATEWAY_NOTIFIER_URL=http://127.0.0.1:${SVC_PORT[notifier]}"
+            echo "KEEL_NOTIFIER_INTERNAL_TOKEN_FILE=$STATE/secrets/notifier.internal-token"
+            ;;
+        notifier)
+            echo "KEEL_NOTIFIER_INTERNAL_TOKEN_FILE=$STATE/secrets/notifier.internal-token"
+            # Local receivers (tests, a developer's own) listen on loopback over plain http;
+            # production allows neither.
+            echo "KEEL_NOTIFIER_ALLOW_CIDRS=127.0.0.0/8,::1/128"
+            echo "KEEL_NOTIFIER_ALLOW_HTTP=true"
+            if [[ "$STACK" != local ]]; then
+                # Test stacks: retries over seconds instead of three days.
+                echo "KEEL_NOTIFIER_RETRY_SCHEDULE=200ms,400ms,800ms,1600ms,2400ms,3s"
+                echo "KEEL_NOTIFIER_POLL_MS=200"
+                echo "KEEL_NOTIFIER_METRICS_INTERVAL_MS=500"
+                echo "KEEL_NOTIFIER_DELIVERY_TIMEOUT_MS=3000"
+                echo "KEEL_NOTIFIER_LEASE_MS=8000"
+            fi
             ;;
         provider-sim)
             echo "KEEL_SIM_PROVIDER_A_PORT=$PROVIDER_A_PORT"
+            echo "KEEL_SIM_PROVIDER_B_PORT=$PROVIDER_B_PORT"
+            echo "KEEL_SIM_RISK_PORT=$RISK_PORT"
             echo "KEEL_SIM_API_KEY_FILE=$STATE/secrets/provider-sim.api-key"
             ;;
         esac
@@ -740,12 +786,19 @@ write_env_files() {
     mkdir -p "$STATE/env" "$STATE/secrets"
     chmod 0700 "$STATE/secrets"
     ensure_secret "$STATE/secrets/provider-sim.api-key"
+    ensure_secret "$STATE/secrets/notifier.internal-token"
     for s in "${SERVICES[@]}"; do write_service_env "$s"; done
     # keelctl's merchant and apikey commands work on the gateway database.
     {
         echo "KEEL_LOG_LEVEL=warn"
         echo "KEEL_DATABASE_URL=$(svc_db_url gateway)"
         echo "KEEL_DATABASE_PASSWORD_FILE=$STATE/secrets/gateway.db-password"
+        # keelctl audit checks the ledger's books in its own database.
+        echo "KEEL_LEDGER_DATABASE_URL=$(svc_db_url ledger)"
+        echo "KEEL_LEDGER_DATABASE_PASSWORD_FILE=$STATE/secrets/ledger.db-password"
+        # keelctl deliveries lists and replays webhook deliveries in the notifier's database.
+        echo "KEEL_NOTIFIER_DATABASE_URL=$(svc_db_url notifier)"
+        echo "KEEL_NOTIFIER_DATABASE_PASSWORD_FILE=$STATE/secrets/notifier.db-password"
         echo "KEEL_KAFKA_BROKERS=$KAFKA_BROKERS"
         echo "KEEL_TOPIC_PARTITIONS=$TOPIC_PARTITIONS"
     } | write_file "$STATE/env/keelctl.env" 0644
@@ -901,8 +954,12 @@ write_stack_env() {
         echo "KEEL_GATEWAY_URL=$(shq "http://127.0.0.1:${SVC_PORT[gateway]}")"
         echo "KEEL_GATEWAY2_URL=$(shq "http://127.0.0.1:$((SVC_PORT[gateway] + 1))")"
         echo "KEEL_PAYMENTS_URL=$(shq "http://127.0.0.1:${SVC_PORT[payments]}")"
+        echo "KEEL_LEDGER_URL=$(shq "http://127.0.0.1:${SVC_PORT[ledger]}")"
+        echo "KEEL_NOTIFIER_URL=$(shq "http://127.0.0.1:${SVC_PORT[notifier]}")"
         echo "KEEL_PROVIDER_SIM_URL=$(shq "http://127.0.0.1:${SVC_PORT[provider-sim]}")"
         echo "KEEL_PROVIDER_A_URL=$(shq "http://127.0.0.1:$PROVIDER_A_PORT")"
+        echo "KEEL_PROVIDER_B_URL=$(shq "http://127.0.0.1:$PROVIDER_B_PORT")"
+        echo "KEEL_RISK_URL=$(shq "http://127.0.0.1:$RISK_PORT")"
         echo "KEEL_PROMETHEUS_URL=$(shq "http://127.0.0.1:$PROM_PORT")"
         echo "KEEL_PROVIDER_API_KEY_FILE=$(shq "$STATE/secrets/provider-sim.api-key")"
         echo "KEEL_MERCHANT_ID=$(shq "$DEMO_MERCHANT_ID")"
