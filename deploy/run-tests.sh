@@ -81,4 +81,14 @@ setsid ctest --test-dir "$BUILD" --output-on-failure -j2 ${KEEL_CTEST_ARGS:-} &
 CTEST_PID=$!
 trap 'kill -TERM -- -"$CTEST_PID" 2>/dev/null; exit 130' INT
 trap 'kill -TERM -- -"$CTEST_PID" 2>/dev/null; exit 143' TERM
-wait "$CTEST_PID"
+CTEST_RC=0
+wait "$CTEST_PID" || CTEST_RC=$?
+# ctest shows a passing test's output only on failure; the chaos run's figures table (faults,
+# outcomes, every invariant's count) belongs in the log either way.
+for figures in "$KEEL_REPO"/results/chaos-*/figures.txt; do
+    if [[ -f "$figures" && "$figures" -nt "$STATE/stack.env" ]]; then
+        echo "run-tests: figures of the chaos run in $(dirname "$figures")"
+        cat "$figures"
+    fi
+done
+exit "$CTEST_RC"

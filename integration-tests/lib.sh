@@ -23,8 +23,18 @@ fail() {
     FAILED=$((FAILED + 1))
     log "FAIL: $*"
 }
-# Ends the test: prints the count and exits non-zero when any check failed.
+# Ends the test: the ledger's books must add up whatever the test did (keelctl audit, read in
+# one snapshot, so postings still in flight cannot make it fail); then prints the count and
+# exits non-zero when any check failed.
 finish() {
+    local audit_out
+    if [[ -f "$KEEL_STATE_DIR/env/keelctl.env" ]] && grep -q '^KEEL_LEDGER_DATABASE_URL=' "$KEEL_STATE_DIR/env/keelctl.env"; then
+        if audit_out=$(set -a && . "$KEEL_STATE_DIR/env/keelctl.env" && set +a && "$KEEL_BIN_DIR/keelctl" audit 2>&1); then
+            pass "keelctl audit after the test: the books add up"
+        else
+            fail "keelctl audit after the test: $audit_out"
+        fi
+    fi
     log "$PASSED passed, $FAILED failed"
     rm -rf "$TMP_DIR"
     [[ $FAILED -eq 0 ]]

@@ -12,7 +12,7 @@ fi
 assert_eq 1 "$(PGPASSWORD=$pw_payments psql "postgresql://keel_payments@127.0.0.1:$KEEL_PG_PORT/keel_payments" -XAtqc 'select 1')" \
     "keel_payments connects to its own database"
 
-for bin in keel-gateway keel-payments keel-provider-sim; do
+for bin in keel-gateway keel-payments keel-provider-sim keel-ledger keel-notifier; do
     out=$("$KEEL_BIN_DIR/$bin" --help 2>&1) && pass "$bin --help exits 0" || fail "$bin --help failed"
     [[ "$out" == *KEEL_HTTP_PORT* ]] && pass "$bin --help lists KEEL_HTTP_PORT" || fail "$bin --help: $out"
 done
