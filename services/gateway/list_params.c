@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MS_PER_DAY INT64_C(86400000)
+#include "keel/clock.h"
+
 /* 9999-12-31T23:59:59Z: the largest Unix-seconds value accepted. */
 #define UNIX_SECONDS_MAX INT64_C(253402300799)
 
@@ -20,46 +21,6 @@ bool gateway_id_valid(const char *s, const char *prefix)
         }
     }
     return true;
-}
-
-/* Reads exactly n digits at *p into *out and advances *p. */
-static bool digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-static bool is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : days[m - 1];
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
- * days_from_civil algorithm). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    int64_t yy = m <= 2 ? y - 1 : y;
-    int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
-    int64_t yoe = yy - era * 400;
-    int64_t mp = m > 2 ? m - 3 : m + 9;
-    int64_t doy = (153 * mp + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
 }
 
 static bool unix_seconds(const char *s, int64_t *epoch_ms)
@@ -84,10 +45,8 @@ static bool unix_seconds(const char *s, int64_t *epoch_ms)
 
 bool gateway_timestamp_parse(const char *s, int64_t *epoch_ms)
 {
-    const char *p = s;
-    int year, month, day, hour, minute, second;
-    int64_t frac_ms = 0;
-    int64_t offset_min = 0;
+    char mended[48];
+    size_t n;
 
     if (s == NULL) {
         return false;
@@ -95,66 +54,17 @@ bool gateway_timestamp_parse(const char *s, int64_t *epoch_ms)
     if (unix_seconds(s, epoch_ms)) {
         return true;
     }
-    if (!digits(&p, 4, &year) || *p++ != '-' || !digits(&p, 2, &month) || *p++ != '-' ||
-        !digits(&p, 2, &day)) {
-        return false;
+    /* A '+' sent unencoded in a query string arrives as a blank; only the offset's sign
+     * ("...20 02:00") is read back as '+', nothing else. No RFC 3339 time is longer than
+     * 35 characters, so a longer value is refused by the parser as it is. */
+    n = strlen(s);
+    if (n >= 6 && n < sizeof(mended) && s[n - 6] == ' ') {
+        memcpy(mended, s, n + 1);
+        mended[n - 6] = '+';
+        s = mended;
     }
-    if (*p != 'T' && *p != 't') {
-        return false;
-    }
-    p++;
-    if (!digits(&p, 2, &hour) || *p++ != ':' || !digits(&p, 2, &minute) || *p++ != ':' ||
-        !digits(&p, 2, &second)) {
-        return false;
-    }
-    if (*p == '.') {
-        int n = 0;
-        int64_t ms = 0;
-        bool rest_nonzero = false;
-        p++;
-        while (*p >= '0' && *p <= '9') {
-            if (n < 3) {
-                ms = ms * 10 + (*p - '0');
-            } else if (*p != '0') {
-                rest_nonzero = true;
-            }
-            n++;
-            p++;
-        }
-        if (n == 0 || n > 9) {
-            return false;
-        }
-        for (int k = n; k < 3; k++) {
-            ms *= 10;
-        }
-        frac_ms = ms + (rest_nonzero ? 1 : 0);
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-' || *p == ' ') {
-        /* A '+' sent unencoded in a query string arrives as a blank. */
-        int sign = *p == '-' ? -1 : 1;
-        int oh, om;
-        p++;
-        if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59) {
-            return false;
-        }
-        offset_min = sign * (oh * 60 + om);
-    } else {
-        return false;
-    }
-    if (*p != '\0') {
-        return false;
-    }
-    /* RFC 3339 allows second 60 for a leap second; it then reads as the next second. */
-    if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) ||
-        hour > 23 || minute > 59 || second > 60) {
-        return false;
-    }
-    *epoch_ms = days_from_civil(year, month, day) * MS_PER_DAY +
-                ((int64_t)hour * 3600 + (int64_t)minute * 60 + second) * 1000 + frac_ms -
-                offset_min * 60000;
-    return true;
+    /* Rounding up keeps the bounds exact against created_at, stored in whole milliseconds. */
+    return keel_clock_parse_rfc3339_ceil(s, epoch_ms);
 }
 
 typedef enum list_field {

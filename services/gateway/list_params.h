@@ -41,11 +41,12 @@ bool gateway_list_params_parse(gateway_list_kind kind, const char *const *names,
                                const char *const *values, size_t n, gateway_list_params *out,
                                gateway_error *err);
 
-/* Parses a timestamp given either as Unix seconds (1 to 12 digits) or as an RFC 3339
- * date-time with any offset ("2025-03-30T01:30:00.5+02:00", "...Z"; 't', 'z' and a blank
- * in place of an unencoded '+' are accepted). Fractions finer than a millisecond round up,
- * so comparisons against millisecond timestamps stay exact. Years 0001..9999. Returns true
- * with *epoch_ms set. */
+/* Parses a timestamp given either as Unix seconds (1 to 12 digits, at most 253402300799) or
+ * as an RFC 3339 date-time with any offset ("2025-03-30T01:30:00.5+02:00", "...Z"), read by
+ * keel_clock_parse_rfc3339_ceil (keel/clock.h: years 1970..9999, 't'/'z' accepted, second
+ * 60 only as a leap second at the end of a UTC month). A blank in place of the offset's
+ * sign is an unencoded '+' and read as one. Fractions finer than a millisecond round up, so
+ * comparisons against millisecond timestamps stay exact. Returns true with *epoch_ms set. */
 bool gateway_timestamp_parse(const char *s, int64_t *epoch_ms);
 
 /* True when s is prefix followed by 32 lowercase hex digits (keel's id format). */

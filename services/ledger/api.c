@@ -3,10 +3,10 @@
 
 #include <string.h>
 
+#include "keel/clock.h"
 #include "keel/log.h"
 #include "postings.h"
 #include "reads.h"
-#include "timeparse.h"
 
 static void api_unavailable(keel_http_response *resp, const char *message)
 {
@@ -132,7 +132,7 @@ static void handle_statement(const keel_http_request *req, keel_http_response *r
     keel_db *db;
     int y, m, d;
 
-    if (!ledger_date_parse(date, &y, &m, &d)) {
+    if (!keel_clock_parse_date(date, &y, &m, &d)) {
         keel_http_respond_error(resp, 400, "invalid_request_error", "parameter_invalid",
                                 "the date must be a calendar date YYYY-MM-DD from 1970 to 9999, "
                                 "e.g. 2025-03-09",

@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keel/clock.h"
 #include "keel/log.h"
 #include "keel/v1/payments.pb-c.h"
 #include "keel/v1/refunds.pb-c.h"
-#include "timeparse.h"
 
 #define TYPE_PAYMENT_SUCCEEDED "keel.v1.PaymentSucceeded"
 #define TYPE_REFUND_SUCCEEDED "keel.v1.RefundSucceeded"
@@ -58,7 +58,7 @@ static bool events_to_posting(const ledger_events *ev, const keel_message *msg, 
     const char *what = refund ? "RefundSucceeded" : "PaymentSucceeded";
     const char *t = own_time != NULL && own_time[0] != '\0' ? own_time : msg->ce.time;
 
-    if (!ledger_time_parse_rfc3339(t, &me->effective_ms)) {
+    if (!keel_clock_parse_rfc3339(t, &me->effective_ms)) {
         snprintf(reason, reason_len, "%s: succeeded_at \"%.40s\" is not an RFC 3339 time", what, t);
         return false;
     }

@@ -1,4 +1,4 @@
-/* Unit tests of the list query parameters and of RFC 3339 / Unix-seconds timestamps. */
+/* Unit tests of the list query parameters and of the gateway's timestamp forms on top of them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,52 +30,33 @@ static void expect_bad_ts(const char *s)
     }
 }
 
+/* The gateway's own share of timestamp parsing: Unix seconds, the blank that an unencoded
+ * '+' becomes, and rounding up. RFC 3339 itself is tested with keel/clock.h (test_clock.c). */
 static void test_timestamps(void **state)
 {
     (void)state;
     expect_ts("0", 0);
     expect_ts("1700000000", INT64_C(1700000000000));
     expect_ts("253402300799", INT64_C(253402300799000));
-    expect_ts("1970-01-01T00:00:00Z", 0);
     expect_ts("2023-11-14T22:13:20Z", INT64_C(1700000000000));
-    expect_ts("2023-11-14t22:13:20z", INT64_C(1700000000000));
-    /* Any offset names the same instant. */
     expect_ts("2023-11-15T00:13:20+02:00", INT64_C(1700000000000));
-    expect_ts("2023-11-14T17:43:20-04:30", INT64_C(1700000000000));
     expect_ts("2023-11-15T00:13:20 02:00", INT64_C(1700000000000)); /* '+' decoded as blank */
-    expect_ts("2023-11-14T22:13:20-00:00", INT64_C(1700000000000));
     /* Fractions: milliseconds exact, finer ones round up. */
-    expect_ts("2023-11-14T22:13:20.5Z", INT64_C(1700000000500));
-    expect_ts("2023-11-14T22:13:20.123Z", INT64_C(1700000000123));
     expect_ts("2023-11-14T22:13:20.123000000Z", INT64_C(1700000000123));
     expect_ts("2023-11-14T22:13:20.123000001Z", INT64_C(1700000000124));
-    /* Leap day and leap second; a day across the DST change in Europe is just 24 h in UTC. */
-    expect_ts("2024-02-29T00:00:00Z", INT64_C(1709164800000));
-    expect_ts("2016-12-31T23:59:60Z", INT64_C(1483228800000));
-    expect_ts("2025-03-30T01:30:00+01:00", INT64_C(1743294600000));
-    expect_ts("1969-12-31T23:59:59Z", -1000);
+    expect_ts("2023-11-15T00:13:20.123000001 02:00", INT64_C(1700000000124));
 
     expect_bad_ts("");
     expect_bad_ts("-1");
     expect_bad_ts("253402300800");
     expect_bad_ts("1234567890123");
-    expect_bad_ts("2023-11-14");
-    expect_bad_ts("2023-11-14T22:13:20");  /* no offset */
-    expect_bad_ts("2023-11-14 22:13:20Z"); /* blank separator */
-    expect_bad_ts("2023-02-29T00:00:00Z"); /* not a leap year */
-    expect_bad_ts("2023-13-01T00:00:00Z");
-    expect_bad_ts("2023-00-01T00:00:00Z");
-    expect_bad_ts("2023-01-32T00:00:00Z");
-    expect_bad_ts("2023-01-01T24:00:00Z");
-    expect_bad_ts("2023-01-01T00:60:00Z");
-    expect_bad_ts("2023-01-01T00:00:61Z");
-    expect_bad_ts("2023-01-01T00:00:00.Z");
-    expect_bad_ts("2023-01-01T00:00:00.1234567890Z");
-    expect_bad_ts("2023-01-01T00:00:00+24:00");
-    expect_bad_ts("2023-01-01T00:00:00+0200");
-    expect_bad_ts("2023-01-01T00:00:00Zjunk");
-    expect_bad_ts("0000-01-01T00:00:00Z");
-    expect_bad_ts("2023-1-01T00:00:00Z");
+    expect_bad_ts("1700000000.5");
+    expect_bad_ts("2023-11-14 22:13:20Z");      /* blank separator: only the sign is mended */
+    expect_bad_ts("2023-11-14T22:13:20  2:00"); /* one blank is mended, not two */
+    expect_bad_ts("2023-11-15T00:13:20 0200");
+    expect_bad_ts(" 1700000000");
+    expect_bad_ts("2023-11-14T22:13:20Z                                                 02:00");
+    assert_false(gateway_timestamp_parse(NULL, NULL));
 }
 
 static bool parse(gateway_list_kind kind, const char *const *names, const char *const *values,
