@@ -1,7 +1,8 @@
 # keel_service(<folder-name> <binary-name>): the build of one service folder.
 #   <folder>/*.c            the binary (main.c holds only wiring)
 #   <folder>/migrations/    NNN_name.sql files embedded as `<folder>_migrations`
-#   <folder>/tests/test_*.c one cmocka unit test each, linked with every .c but main.c
+#   <folder>/tests/test_*.c one cmocka unit test each, linked with every .c but main.c and
+#                           with keel_testing (services/common/testing)
 function(keel_service folder binary)
   set(dir ${CMAKE_SOURCE_DIR}/services/${folder})
   file(GLOB srcs CONFIGURE_DEPENDS ${dir}/*.c)
@@ -25,7 +26,7 @@ function(keel_service folder binary)
     set(exe ${ident}_${test_name})
     add_executable(${exe} ${test_src})
     target_compile_options(${exe} PRIVATE ${KEEL_WARNINGS})
-    target_link_libraries(${exe} PRIVATE ${lib} PkgConfig::CMOCKA)
+    target_link_libraries(${exe} PRIVATE ${lib} keel_testing PkgConfig::CMOCKA)
     set_target_properties(${exe} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
     add_test(NAME unit.${folder}.${test_name} COMMAND ${exe})
     set_tests_properties(unit.${folder}.${test_name} PROPERTIES LABELS unit TIMEOUT 120)

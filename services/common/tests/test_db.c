@@ -15,46 +15,9 @@
 #include "keel/clock.h"
 #include "keel/db.h"
 #include "keel/log.h"
+#include "keel/testing/db.h"
 
-static const char *test_url(void)
-{
-    const char *url = getenv("KEEL_TEST_DATABASE_URL");
-    return url && url[0] ? url : NULL;
-}
-
-#define NEED_DB()                                                                                  \
-    do {                                                                                           \
-        if (!test_url()) {                                                                         \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static keel_db *connect_new(const char *app)
-{
-    keel_db *db = keel_db_new(test_url(), NULL, app);
-    assert_non_null(db);
-    assert_int_equal(keel_db_connect(db, 10000), KEEL_OK);
-    return db;
-}
-
-static void exec_ok(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    if (keel_db_check(db, res, sql) != KEEL_OK) {
-        fail_msg("%s failed: %s", sql, res ? PQresultErrorMessage(res) : "no result");
-    }
-    PQclear(res);
-}
-
-static long long query_int(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    assert_int_equal(keel_db_check(db, res, sql), KEEL_OK);
-    assert_int_equal(PQntuples(res), 1);
-    long long v = atoll(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
-}
+#define NEED_DB() keel_testdb_skip_without(keel_testdb_url())
 
 static keel_result check_sql(keel_db *db, const char *sql)
 {
@@ -144,7 +107,7 @@ static void test_connect_sets_session(void **state)
 {
     (void)state;
     NEED_DB();
-    keel_db *db = connect_new("keel-test-db");
+    keel_db *db = keel_testdb_connect(keel_testdb_url(), "keel-test-db");
     assert_true(keel_db_is_connected(db));
     assert_non_null(keel_db_conn(db));
     assert_int_equal(keel_db_connect(db, 1), KEEL_OK); /* healthy: at once */
@@ -164,7 +127,7 @@ static void test_check_classifies_sqlstates(void **state)
 {
     (void)state;
     NEED_DB();
-    keel_db *db = connect_new("keel-test-db");
+    keel_db *db = keel_testdb_connect(keel_testdb_url(), "keel-test-db");
     assert_int_equal(check_sql(db, "SELECT 1"), KEEL_OK);
     assert_int_equal(check_sql(db, "CREATE TEMP TABLE cls (id int PRIMARY KEY)"), KEEL_OK);
     assert_int_equal(check_sql(db, "INSERT INTO cls VALUES (1)"), KEEL_OK);
@@ -192,8 +155,9 @@ static void terminate(keel_db *killer, int pid)
     PQclear(res);
     /* pg_terminate_backend only signals; wait until the session is really gone. */
     for (int i = 0; i < 100; i++) {
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
-        if (query_int(killer, sql) == 0) {
+        int64_t sessions =
+            keel_testdb_int(killer, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
+        if (sessions == 0) {
             return;
         }
         keel_clock_sleep_ms(20);
@@ -205,15 +169,15 @@ static void test_reconnect_after_terminate(void **state)
 {
     (void)state;
     NEED_DB();
-    keel_db *db = connect_new("keel-test-db");
-    keel_db *killer = connect_new("keel-test-killer");
+    keel_db *db = keel_testdb_connect(keel_testdb_url(), "keel-test-db");
+    keel_db *killer = keel_testdb_connect(keel_testdb_url(), "keel-test-killer");
     const char *params[] = {"41"};
     PGresult *res = keel_db_exec_prepared(db, "add_one", "SELECT $1::int + 1", 1, params);
     assert_int_equal(keel_db_check(db, res, "prepared"), KEEL_OK);
     assert_string_equal(PQgetvalue(res, 0, 0), "42");
     PQclear(res);
 
-    int pid = (int)query_int(db, "SELECT pg_backend_pid()");
+    int pid = (int)keel_testdb_int(db, "SELECT pg_backend_pid()");
     terminate(killer, pid);
 
     res = keel_db_exec(db, "SELECT 1", 0, NULL);
@@ -222,7 +186,7 @@ static void test_reconnect_after_terminate(void **state)
     assert_false(keel_db_is_connected(db));
 
     assert_int_equal(keel_db_connect(db, 10000), KEEL_OK);
-    assert_true(query_int(db, "SELECT pg_backend_pid()") != pid);
+    assert_true(keel_testdb_int(db, "SELECT pg_backend_pid()") != pid);
     assert_string_equal(PQparameterStatus(keel_db_conn(db), "application_name"), "keel-test-db");
     /* The statement prepared on the old session is prepared again on the new one. */
     res = keel_db_exec_prepared(db, "add_one", "SELECT $1::int + 1", 1, params);
@@ -257,8 +221,7 @@ static keel_result conflict_fn(keel_db *db, void *arg)
         return rc;
     }
     if (b->calls <= b->interfere_until) {
-        snprintf(sql, sizeof(sql), "UPDATE %s SET v = v + 100 WHERE id = 1", b->table);
-        exec_ok(b->other, sql);
+        keel_testdb_exec(b->other, "UPDATE %s SET v = v + 100 WHERE id = 1", b->table);
     }
     snprintf(sql, sizeof(sql), "UPDATE %s SET v = v + 1 WHERE id = 1", b->table);
     res = keel_db_exec(db, sql, 0, NULL);
@@ -269,35 +232,29 @@ static keel_result conflict_fn(keel_db *db, void *arg)
 
 static void make_counter_table(keel_db *db, char *name, size_t len)
 {
-    char sql[200];
     snprintf(name, len, "keel_test_db_%d_%lld", (int)getpid(),
              (long long)keel_clock_now_us() % 1000000000LL);
-    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id int PRIMARY KEY, v int NOT NULL)", name);
-    exec_ok(db, sql);
-    snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1, 0)", name);
-    exec_ok(db, sql);
+    keel_testdb_exec(db, "CREATE TABLE %s (id int PRIMARY KEY, v int NOT NULL)", name);
+    keel_testdb_exec(db, "INSERT INTO %s VALUES (1, 0)", name);
 }
 
 static void drop_table(keel_db *db, const char *name)
 {
-    char sql[160];
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", name);
-    exec_ok(db, sql);
+    keel_testdb_exec(db, "DROP TABLE IF EXISTS %s", name);
 }
 
 static long long table_value(keel_db *db, const char *table)
 {
-    char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT v FROM %s WHERE id = 1", table);
-    return query_int(db, sql);
+    return keel_testdb_int(db, "SELECT v FROM %s WHERE id = 1", table);
 }
 
 static void test_transaction_retries_serialization_failure(void **state)
 {
     (void)state;
     NEED_DB();
-    keel_db *db = connect_new("keel-test-db");
-    conflict_body b = {.other = connect_new("keel-test-other"), .interfere_until = 1};
+    keel_db *db = keel_testdb_connect(keel_testdb_url(), "keel-test-db");
+    conflict_body b = {.other = keel_testdb_connect(keel_testdb_url(), "keel-test-other"),
+                       .interfere_until = 1};
     make_counter_table(db, b.table, sizeof(b.table));
 
     keel_db_tx_options opts = {.isolation = KEEL_DB_SERIALIZABLE, .base_backoff_ms = 5};
@@ -317,8 +274,9 @@ static void test_transaction_gives_up_after_max_attempts(void **state)
 {
     (void)state;
     NEED_DB();
-    keel_db *db = connect_new("keel-test-db");
-    conflict_body b = {.other = connect_new("keel-test-other"), .interfere_until = 1000};
+    keel_db *db = keel_testdb_connect(keel_testdb_url(), "keel-test-db");
+    conflict_body b = {.other = keel_testdb_connect(keel_testdb_url(), "keel-test-other"),
+                       .interfere_until = 1000};
     make_counter_table(db, b.table, sizeof(b.table));
 
     keel_db_tx_options opts = {
@@ -365,7 +323,7 @@ static void test_transaction_commits_and_rolls_back(void **state)
 {
     (void)state;
     NEED_DB();
-    keel_db *db = connect_new("keel-test-db");
+    keel_db *db = keel_testdb_connect(keel_testdb_url(), "keel-test-db");
     char table[64];
     make_counter_table(db, table, sizeof(table));
 
@@ -398,11 +356,11 @@ static void test_transaction_reconnects_after_terminate(void **state)
 {
     (void)state;
     NEED_DB();
-    keel_db *db = connect_new("keel-test-db");
-    keel_db *killer = connect_new("keel-test-killer");
+    keel_db *db = keel_testdb_connect(keel_testdb_url(), "keel-test-db");
+    keel_db *killer = keel_testdb_connect(keel_testdb_url(), "keel-test-killer");
     char table[64];
     make_counter_table(db, table, sizeof(table));
-    terminate(killer, (int)query_int(db, "SELECT pg_backend_pid()"));
+    terminate(killer, (int)keel_testdb_int(db, "SELECT pg_backend_pid()"));
 
     insert_body ok = {.table = table, .result = KEEL_OK};
     int retries = 0;
@@ -438,7 +396,7 @@ static void test_pool_blocks_times_out_and_hands_over(void **state)
 {
     (void)state;
     NEED_DB();
-    keel_db_pool *pool = keel_db_pool_new(test_url(), NULL, "keel-test-pool", 2);
+    keel_db_pool *pool = keel_db_pool_new(keel_testdb_url(), NULL, "keel-test-pool", 2);
     assert_non_null(pool);
     keel_db *a = keel_db_pool_acquire(pool, 5000);
     keel_db *b = keel_db_pool_acquire(pool, 5000);
@@ -461,15 +419,15 @@ static void test_pool_blocks_times_out_and_hands_over(void **state)
     assert_int_equal(pthread_create(&th, NULL, pool_wait_thread, &w), 0);
     keel_clock_sleep_ms(150);
     /* Left inside a transaction: release must roll it back before handing it over. */
-    exec_ok(a, "BEGIN");
-    exec_ok(a, "CREATE TEMP TABLE pool_leftover (x int)");
+    keel_testdb_exec(a, "BEGIN");
+    keel_testdb_exec(a, "CREATE TEMP TABLE pool_leftover (x int)");
     keel_db_pool_release(pool, a);
     pthread_join(th, NULL);
     assert_ptr_equal(w.got, a);
     assert_true(w.waited_ms >= 100);
     assert_int_equal(PQtransactionStatus(keel_db_conn(a)), PQTRANS_IDLE);
-    assert_int_equal(query_int(a, "SELECT count(*) FROM pg_class WHERE relname = "
-                                  "'pool_leftover'"),
+    assert_int_equal(keel_testdb_int(a, "SELECT count(*) FROM pg_class WHERE relname = "
+                                        "'pool_leftover'"),
                      0);
 
     keel_db_pool_release(pool, a);
@@ -486,7 +444,7 @@ static void test_pool_ping_false_when_unreachable(void **state)
     assert_false(keel_db_pool_ping(pool));
     assert_null(keel_db_pool_acquire(pool, 300));
     keel_db_pool_free(pool);
-    assert_null(keel_db_pool_new(test_url() ? test_url() : "dbname=x", NULL, "t", 0));
+    assert_null(keel_db_pool_new(keel_testdb_url() ? keel_testdb_url() : "dbname=x", NULL, "t", 0));
 }
 
 int main(void)

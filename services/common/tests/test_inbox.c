@@ -17,45 +17,16 @@
 #include "keel/inbox.h"
 #include "keel/log.h"
 #include "keel/migrate.h"
+#include "keel/testing/db.h"
 
-static const char *test_url(void)
-{
-    const char *url = getenv("KEEL_TEST_DATABASE_URL");
-    return url && url[0] ? url : NULL;
-}
+#define NEED_DB() keel_testdb_skip_without(keel_testdb_url())
 
-#define NEED_DB()                                                                                  \
-    do {                                                                                           \
-        if (!test_url()) {                                                                         \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static void unique(char *out, size_t len, const char *what)
-{
-    static int seq;
-    snprintf(out, len, "%s-%d-%lld-%d", what, (int)getpid(),
-             (long long)(keel_clock_now_us() % 100000000LL), ++seq);
-}
-
+/* A connection to the scratch database with libkeel's tables (the inbox) in place. */
 static keel_db *connect_new(void)
 {
-    keel_db *db = keel_db_new(test_url(), NULL, "keel-test-inbox");
-    assert_non_null(db);
-    assert_int_equal(keel_db_connect(db, 10000), KEEL_OK);
-    char err[512];
-    if (keel_migrate_apply(db, "libkeel", keel_common_migrations, keel_common_migrations_count, err,
-                           sizeof(err)) != KEEL_OK) {
-        fail_msg("migrations: %s", err);
-    }
+    keel_db *db = keel_testdb_connect(keel_testdb_url(), "keel-test-inbox");
+    keel_testdb_migrate(db, NULL, NULL, 0);
     return db;
-}
-
-static void exec_ok(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    assert_int_equal(keel_db_check(db, res, sql), KEEL_OK);
-    PQclear(res);
 }
 
 static long long rows_for(keel_db *db, const char *consumer, const char *event_id)
@@ -96,8 +67,8 @@ static void test_duplicate_is_conflict(void **state)
     NEED_DB();
     keel_db *db = connect_new();
     char consumer[64], event[64];
-    unique(consumer, sizeof(consumer), "consumer");
-    unique(event, sizeof(event), "evt");
+    keel_testdb_unique_name(consumer, sizeof(consumer), "consumer");
+    keel_testdb_unique_name(event, sizeof(event), "evt");
 
     claim_body first = {.consumer = consumer, .event_id = event, .finish = KEEL_OK};
     assert_int_equal(keel_db_transaction(db, NULL, claim_fn, &first, NULL), KEEL_OK);
@@ -111,7 +82,7 @@ static void test_duplicate_is_conflict(void **state)
 
     /* Another consumer has its own record of the same event. */
     char other[64];
-    unique(other, sizeof(other), "consumer");
+    keel_testdb_unique_name(other, sizeof(other), "consumer");
     claim_body second_consumer = {.consumer = other, .event_id = event, .finish = KEEL_OK};
     assert_int_equal(keel_db_transaction(db, NULL, claim_fn, &second_consumer, NULL), KEEL_OK);
     assert_int_equal(second_consumer.claim, KEEL_OK);
@@ -124,8 +95,8 @@ static void test_rolled_back_claim_leaves_no_row(void **state)
     NEED_DB();
     keel_db *db = connect_new();
     char consumer[64], event[64];
-    unique(consumer, sizeof(consumer), "consumer");
-    unique(event, sizeof(event), "evt");
+    keel_testdb_unique_name(consumer, sizeof(consumer), "consumer");
+    keel_testdb_unique_name(event, sizeof(event), "evt");
 
     /* The effect failed: the claim goes with it, so the redelivery is processed. */
     claim_body failing = {.consumer = consumer, .event_id = event, .finish = KEEL_ERR};
@@ -146,19 +117,19 @@ static void test_claim_outside_transaction_is_refused(void **state)
     NEED_DB();
     keel_db *db = connect_new();
     char consumer[64], event[64];
-    unique(consumer, sizeof(consumer), "consumer");
-    unique(event, sizeof(event), "evt");
+    keel_testdb_unique_name(consumer, sizeof(consumer), "consumer");
+    keel_testdb_unique_name(event, sizeof(event), "evt");
     assert_int_equal(keel_inbox_claim(db, consumer, event), KEEL_ERR);
     assert_int_equal(rows_for(db, consumer, event), 0);
     assert_int_equal(keel_inbox_claim(db, consumer, ""), KEEL_ERR);
     assert_int_equal(keel_inbox_claim(db, NULL, event), KEEL_ERR);
 
     /* In a transaction that already failed, the claim refuses too. */
-    exec_ok(db, "BEGIN");
+    keel_testdb_exec(db, "BEGIN");
     PGresult *res = keel_db_exec(db, "SELECT 1/0", 0, NULL);
     PQclear(res);
     assert_int_equal(keel_inbox_claim(db, consumer, event), KEEL_ERR);
-    exec_ok(db, "ROLLBACK");
+    keel_testdb_exec(db, "ROLLBACK");
 
     keel_db *gone = keel_db_new("postgresql://nobody@127.0.0.1:1/none", NULL, "t");
     assert_int_equal(keel_inbox_claim(gone, consumer, event), KEEL_ERR_TRANSIENT);
@@ -176,7 +147,7 @@ typedef struct concurrent_claim {
 static void *claim_thread(void *arg)
 {
     concurrent_claim *c = arg;
-    keel_db *db = keel_db_new(test_url(), NULL, "keel-test-inbox-2");
+    keel_db *db = keel_db_new(keel_testdb_url(), NULL, "keel-test-inbox-2");
     if (!db || keel_db_connect(db, 10000) != KEEL_OK) {
         c->rc = KEEL_ERR_TRANSIENT;
         keel_db_free(db);
@@ -199,16 +170,16 @@ static void run_concurrent(bool first_commits)
 {
     keel_db *db = connect_new();
     char consumer[64], event[64];
-    unique(consumer, sizeof(consumer), "consumer");
-    unique(event, sizeof(event), "evt");
+    keel_testdb_unique_name(consumer, sizeof(consumer), "consumer");
+    keel_testdb_unique_name(event, sizeof(event), "evt");
 
-    exec_ok(db, "BEGIN");
+    keel_testdb_exec(db, "BEGIN");
     assert_int_equal(keel_inbox_claim(db, consumer, event), KEEL_OK);
     concurrent_claim c = {.consumer = consumer, .event_id = event};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, claim_thread, &c), 0);
     keel_clock_sleep_ms(300);
-    exec_ok(db, first_commits ? "COMMIT" : "ROLLBACK");
+    keel_testdb_exec(db, first_commits ? "COMMIT" : "ROLLBACK");
     pthread_join(th, NULL);
 
     assert_int_equal(c.rc, first_commits ? KEEL_ERR_CONFLICT : KEEL_OK);

@@ -16,61 +16,24 @@
 #include "keel/db.h"
 #include "keel/log.h"
 #include "keel/migrate.h"
+#include "keel/testing/db.h"
 
-static const char *test_url(void)
-{
-    const char *url = getenv("KEEL_TEST_DATABASE_URL");
-    return url && url[0] ? url : NULL;
-}
-
-#define NEED_DB()                                                                                  \
-    do {                                                                                           \
-        if (!test_url()) {                                                                         \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-/* Every test gets names no other run (or parallel test) uses. */
-static void unique(char *out, size_t len, const char *what)
-{
-    static int seq;
-    snprintf(out, len, "kt_%s_%d_%lld_%d", what, (int)getpid(),
-             (long long)(keel_clock_now_us() % 100000000LL), ++seq);
-}
+#define NEED_DB() keel_testdb_skip_without(keel_testdb_url())
 
 static keel_db *connect_new(void)
 {
-    keel_db *db = keel_db_new(test_url(), NULL, "keel-test-migrate");
-    assert_non_null(db);
-    assert_int_equal(keel_db_connect(db, 10000), KEEL_OK);
-    return db;
-}
-
-static long long query_int(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    assert_int_equal(keel_db_check(db, res, sql), KEEL_OK);
-    assert_int_equal(PQntuples(res), 1);
-    long long v = atoll(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
+    return keel_testdb_connect(keel_testdb_url(), "keel-test-migrate");
 }
 
 static long long recorded(keel_db *db, const char *component)
 {
-    char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM keel_schema_migrations WHERE component = '%s'",
-             component);
-    return query_int(db, sql);
+    return keel_testdb_int(db, "SELECT count(*) FROM keel_schema_migrations WHERE component = '%s'",
+                           component);
 }
 
 static void drop(keel_db *db, const char *table)
 {
-    char sql[160];
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    assert_int_equal(keel_db_check(db, res, sql), KEEL_OK);
-    PQclear(res);
+    keel_testdb_exec(db, "DROP TABLE IF EXISTS %s", table);
 }
 
 static void test_common_migrations_apply(void **state)
@@ -84,11 +47,12 @@ static void test_common_migrations_apply(void **state)
     assert_int_equal(keel_migrate_apply(db, "libkeel", keel_common_migrations,
                                         keel_common_migrations_count, err, sizeof(err)),
                      KEEL_OK);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM pg_tables WHERE tablename IN "
-                                   "('outbox', 'inbox') AND schemaname = current_schema()"),
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM pg_tables WHERE tablename IN "
+                                         "('outbox', 'inbox') AND schemaname = current_schema()"),
                      2);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM pg_indexes WHERE indexname = "
-                                   "'inbox_processed_at_idx' AND schemaname = current_schema()"),
+    assert_int_equal(keel_testdb_int(db,
+                                     "SELECT count(*) FROM pg_indexes WHERE indexname = "
+                                     "'inbox_processed_at_idx' AND schemaname = current_schema()"),
                      1);
     assert_int_equal(recorded(db, "libkeel"), (long long)keel_common_migrations_count);
     keel_db_free(db);
@@ -100,8 +64,8 @@ static void test_apply_once_then_noop(void **state)
     NEED_DB();
     keel_db *db = connect_new();
     char comp[64], table[64], sql1[256], sql2[256], err[512];
-    unique(comp, sizeof(comp), "comp");
-    unique(table, sizeof(table), "t");
+    keel_testdb_unique_name(comp, sizeof(comp), "comp");
+    keel_testdb_unique_name(table, sizeof(table), "t");
     snprintf(sql1, sizeof(sql1), "CREATE TABLE %s (n int NOT NULL);", table);
     /* Not idempotent on purpose: applying it twice would leave two rows. */
     snprintf(sql2, sizeof(sql2), "INSERT INTO %s VALUES (1);\nINSERT INTO %s VALUES (2);", table,
@@ -109,22 +73,20 @@ static void test_apply_once_then_noop(void **state)
     keel_migration list[] = {{1, "001_create.sql", sql1}, {2, "002_fill.sql", sql2}};
 
     assert_int_equal(keel_migrate_apply(db, comp, list, 2, err, sizeof(err)), KEEL_OK);
-    char count_sql[160];
-    snprintf(count_sql, sizeof(count_sql), "SELECT count(*) FROM %s", table);
-    assert_int_equal(query_int(db, count_sql), 2);
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM %s", table), 2);
     assert_int_equal(recorded(db, comp), 2);
 
     /* The checksum is the SHA-256 of the file, in hex. */
-    char sql[640];
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM keel_schema_migrations WHERE component = '%s' AND version "
-             "= 1 AND name = '001_create.sql' AND checksum = encode(sha256(convert_to($x$%s$x$, "
-             "'UTF8')), 'hex')",
-             comp, sql1);
-    assert_int_equal(query_int(db, sql), 1);
+    assert_int_equal(
+        keel_testdb_int(db,
+                        "SELECT count(*) FROM keel_schema_migrations WHERE component = '%s' AND "
+                        "version = 1 AND name = '001_create.sql' AND checksum = "
+                        "encode(sha256(convert_to($x$%s$x$, 'UTF8')), 'hex')",
+                        comp, sql1),
+        1);
 
     assert_int_equal(keel_migrate_apply(db, comp, list, 2, err, sizeof(err)), KEEL_OK);
-    assert_int_equal(query_int(db, count_sql), 2);
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM %s", table), 2);
     assert_int_equal(recorded(db, comp), 2);
 
     /* A later file on top of applied ones: only it runs. */
@@ -132,17 +94,17 @@ static void test_apply_once_then_noop(void **state)
     snprintf(sql3, sizeof(sql3), "INSERT INTO %s VALUES (3);", table);
     keel_migration more[] = {list[0], list[1], {3, "003_more.sql", sql3}};
     assert_int_equal(keel_migrate_apply(db, comp, more, 3, err, sizeof(err)), KEEL_OK);
-    assert_int_equal(query_int(db, count_sql), 3);
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM %s", table), 3);
     assert_int_equal(recorded(db, comp), 3);
 
     /* Same versions under another component are separate. */
     char comp2[64];
-    unique(comp2, sizeof(comp2), "comp");
+    keel_testdb_unique_name(comp2, sizeof(comp2), "comp");
     char sql4[160];
     snprintf(sql4, sizeof(sql4), "INSERT INTO %s VALUES (4);", table);
     keel_migration other[] = {{1, "001_other.sql", sql4}};
     assert_int_equal(keel_migrate_apply(db, comp2, other, 1, err, sizeof(err)), KEEL_OK);
-    assert_int_equal(query_int(db, count_sql), 4);
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM %s", table), 4);
     drop(db, table);
     keel_db_free(db);
 }
@@ -153,8 +115,8 @@ static void test_changed_checksum_is_refused(void **state)
     NEED_DB();
     keel_db *db = connect_new();
     char comp[64], table[64], sql1[256], changed[256], err[512];
-    unique(comp, sizeof(comp), "comp");
-    unique(table, sizeof(table), "t");
+    keel_testdb_unique_name(comp, sizeof(comp), "comp");
+    keel_testdb_unique_name(table, sizeof(table), "t");
     snprintf(sql1, sizeof(sql1), "CREATE TABLE %s (n int);", table);
     snprintf(changed, sizeof(changed), "CREATE TABLE %s (n bigint);", table);
     keel_migration list[] = {{1, "001_init.sql", sql1}};
@@ -167,8 +129,9 @@ static void test_changed_checksum_is_refused(void **state)
     assert_non_null(strstr(err, "new migration"));
 
     /* The lock is released and the session's statement timeout restored, even on error. */
-    assert_int_equal(query_int(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                                   "AND pid = pg_backend_pid()"),
+    assert_int_equal(keel_testdb_int(db,
+                                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                     "AND pid = pg_backend_pid()"),
                      0);
     PGresult *res = keel_db_exec(db, "SHOW statement_timeout", 0, NULL);
     assert_int_equal(keel_db_check(db, res, "show"), KEEL_OK);
@@ -184,8 +147,8 @@ static void test_failed_migration_rolls_back(void **state)
     NEED_DB();
     keel_db *db = connect_new();
     char comp[64], table[64], good[160], bad[256], err[512];
-    unique(comp, sizeof(comp), "comp");
-    unique(table, sizeof(table), "t");
+    keel_testdb_unique_name(comp, sizeof(comp), "comp");
+    keel_testdb_unique_name(table, sizeof(table), "t");
     snprintf(good, sizeof(good), "SELECT 1;");
     snprintf(bad, sizeof(bad), "CREATE TABLE %s (n int);\nINSERT INTO %s VALUES (1/0);", table,
              table);
@@ -195,9 +158,8 @@ static void test_failed_migration_rolls_back(void **state)
     assert_non_null(strstr(err, "22012"));
     /* 001 stays applied; nothing of 002 (not even its CREATE TABLE) survives. */
     assert_int_equal(recorded(db, comp), 1);
-    char sql[200];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_tables WHERE tablename = '%s'", table);
-    assert_int_equal(query_int(db, sql), 0);
+    assert_int_equal(
+        keel_testdb_int(db, "SELECT count(*) FROM pg_tables WHERE tablename = '%s'", table), 0);
     assert_int_equal(PQtransactionStatus(keel_db_conn(db)), PQTRANS_IDLE);
     keel_db_free(db);
 }
@@ -231,7 +193,7 @@ typedef struct racer {
 static void *race_thread(void *arg)
 {
     racer *r = arg;
-    keel_db *db = keel_db_new(test_url(), NULL, "keel-test-migrate-race");
+    keel_db *db = keel_db_new(keel_testdb_url(), NULL, "keel-test-migrate-race");
     if (!db || keel_db_connect(db, 10000) != KEEL_OK) {
         r->rc = KEEL_ERR_TRANSIENT;
         pthread_barrier_wait(r->start);
@@ -250,8 +212,8 @@ static void test_concurrent_instances_apply_each_file_once(void **state)
     NEED_DB();
     keel_db *db = connect_new();
     char comp[64], table[64], sql1[256], sql2[256];
-    unique(comp, sizeof(comp), "comp");
-    unique(table, sizeof(table), "t");
+    keel_testdb_unique_name(comp, sizeof(comp), "comp");
+    keel_testdb_unique_name(table, sizeof(table), "t");
     /* The sleep keeps the first instance inside its migrations while the second arrives;
      * without the lock the second would fail on CREATE TABLE or insert a second row. */
     snprintf(sql1, sizeof(sql1), "SELECT pg_sleep(0.5);\nCREATE TABLE %s (n int NOT NULL);", table);
@@ -276,9 +238,7 @@ static void test_concurrent_instances_apply_each_file_once(void **state)
             fail_msg("racer %d: %s", i, racers[i].err);
         }
     }
-    char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
-    assert_int_equal(query_int(db, sql), 1);
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM %s", table), 1);
     assert_int_equal(recorded(db, comp), 2);
     drop(db, table);
     keel_db_free(db);

@@ -20,6 +20,8 @@
 #include "keel/metrics.h"
 #include "keel/migrate.h"
 #include "keel/outbox.h"
+#include "keel/testing/db.h"
+#include "keel/testing/support.h"
 
 #define TOPIC "db.outbox.test"
 #define PARTITIONS 3
@@ -84,7 +86,7 @@ static char *conninfo_with_db(const char *url, const char *dbname)
 
 static bool admin_exec(const char *sql)
 {
-    keel_db *admin = keel_db_new(env("KEEL_TEST_DATABASE_URL"), NULL, "keel-test-outbox-admin");
+    keel_db *admin = keel_db_new(keel_testdb_url(), NULL, "keel-test-outbox-admin");
     bool ok = false;
     if (admin && keel_db_connect(admin, 10000) == KEEL_OK) {
         PGresult *res = keel_db_exec(admin, sql, 0, NULL);
@@ -99,7 +101,7 @@ static int group_setup(void **state)
 {
     (void)state;
     snprintf(g_run, sizeof(g_run), "run-%d-%lld", (int)getpid(), (long long)keel_clock_now_ms());
-    const char *url = env("KEEL_TEST_DATABASE_URL");
+    const char *url = keel_testdb_url();
     if (!url) {
         return 0;
     }
@@ -136,30 +138,6 @@ static int group_teardown(void **state)
     free(g_conninfo);
     g_conninfo = NULL;
     return 0;
-}
-
-static keel_db *connect_new(const char *app)
-{
-    keel_db *db = keel_db_new(g_conninfo, NULL, app);
-    assert_non_null(db);
-    assert_int_equal(keel_db_connect(db, 10000), KEEL_OK);
-    return db;
-}
-
-static long long query_int(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    assert_int_equal(keel_db_check(db, res, sql), KEEL_OK);
-    long long v = atoll(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
-}
-
-static void exec_ok(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    assert_int_equal(keel_db_check(db, res, sql), KEEL_OK);
-    PQclear(res);
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -239,7 +217,7 @@ static bool wait_outbox_empty(keel_db *db, int64_t timeout_ms)
 {
     int64_t deadline = keel_clock_monotonic_ms() + timeout_ms;
     while (keel_clock_monotonic_ms() < deadline) {
-        if (query_int(db, "SELECT count(*) FROM outbox") == 0) {
+        if (keel_testdb_int(db, "SELECT count(*) FROM outbox") == 0) {
             return true;
         }
         keel_clock_sleep_ms(50);
@@ -287,7 +265,18 @@ static void consumer_open(test_consumer *c)
     rd_kafka_poll_set_consumer(c->rk);
     for (int p = 0; p < PARTITIONS; p++) {
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, TOPIC, p, &lo, &hi, 10000);
+        /* Right after the topic is created the client's metadata can still name an old or no
+         * leader; such errors clear within a few metadata refreshes, so retry (capped). */
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int attempt = 0, backoff_ms = 100; attempt < 8; attempt++, backoff_ms *= 2) {
+            e = rd_kafka_query_watermark_offsets(c->rk, TOPIC, p, &lo, &hi, 10000);
+            if (e != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+                e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+                e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+                break;
+            }
+            usleep((useconds_t)(backoff_ms > 2000 ? 2000 : backoff_ms) * 1000);
+        }
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             fail_msg("watermarks of %s/%d: %s", TOPIC, p, rd_kafka_err2str(e));
         }
@@ -427,9 +416,9 @@ static void test_insert_is_transactional(void **state)
 {
     (void)state;
     NEED_DB();
-    keel_db *db = connect_new("keel-test-outbox");
-    keel_db *listener = connect_new("keel-test-outbox-listen");
-    exec_ok(listener, "LISTEN keel_outbox");
+    keel_db *db = keel_testdb_connect(g_conninfo, "keel-test-outbox");
+    keel_db *listener = keel_testdb_connect(g_conninfo, "keel-test-outbox-listen");
+    keel_testdb_exec(listener, "LISTEN keel_outbox");
 
     /* Bytes, not a string: NUL and high bytes survive. */
     static const unsigned char bin[] = {0x00, 0xff, 0x10, 0x00, 'k', 'e', 'e', 'l'};
@@ -439,12 +428,12 @@ static void test_insert_is_transactional(void **state)
         .topic = TOPIC, .key = "pay-1", .payload = bin, .payload_len = sizeof(bin), .ce = &ce};
 
     assert_int_equal(keel_outbox_insert(db, &msg), KEEL_ERR); /* no transaction */
-    assert_int_equal(query_int(db, "SELECT count(*) FROM outbox"), 0);
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM outbox"), 0);
 
-    exec_ok(db, "BEGIN");
+    keel_testdb_exec(db, "BEGIN");
     assert_int_equal(keel_outbox_insert(db, &msg), KEEL_OK);
     assert_false(wait_notify(keel_db_conn(listener), 200)); /* not before the commit */
-    exec_ok(db, "COMMIT");
+    keel_testdb_exec(db, "COMMIT");
     assert_true(wait_notify(keel_db_conn(listener), 3000));
 
     const char *params[] = {ce.id};
@@ -466,27 +455,27 @@ static void test_insert_is_transactional(void **state)
     PQclear(res);
 
     /* The same ce_id twice is a conflict the caller can see. */
-    exec_ok(db, "BEGIN");
+    keel_testdb_exec(db, "BEGIN");
     assert_int_equal(keel_outbox_insert(db, &msg), KEEL_ERR_CONFLICT);
-    exec_ok(db, "ROLLBACK");
+    keel_testdb_exec(db, "ROLLBACK");
 
     /* A rolled-back transaction leaves neither a row nor a wake-up. */
     keel_cloudevent ce2;
     keel_cloudevent_init(&ce2, "/keel/test", "keel.v1.TestEvent", NULL);
     msg.ce = &ce2;
-    exec_ok(db, "BEGIN");
+    keel_testdb_exec(db, "BEGIN");
     assert_int_equal(keel_outbox_insert(db, &msg), KEEL_OK);
-    exec_ok(db, "ROLLBACK");
+    keel_testdb_exec(db, "ROLLBACK");
     assert_false(wait_notify(keel_db_conn(listener), 300));
-    assert_int_equal(query_int(db, "SELECT count(*) FROM outbox"), 1);
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM outbox"), 1);
 
     keel_outbox_message bad = {
         .topic = TOPIC, .key = "", .payload = bin, .payload_len = 1, .ce = &ce2};
-    exec_ok(db, "BEGIN");
+    keel_testdb_exec(db, "BEGIN");
     assert_int_equal(keel_outbox_insert(db, &bad), KEEL_ERR);
-    exec_ok(db, "ROLLBACK");
+    keel_testdb_exec(db, "ROLLBACK");
 
-    exec_ok(db, "DELETE FROM outbox"); /* the relay tests start from an empty outbox */
+    keel_testdb_exec(db, "DELETE FROM outbox"); /* the relay tests start from an empty outbox */
     keel_db_free(listener);
     keel_db_free(db);
 }
@@ -510,18 +499,6 @@ static keel_outbox_relay *relay_start(const char *service, const char *instance)
     return r;
 }
 
-static bool wait_leader(keel_outbox_relay *r, int64_t timeout_ms)
-{
-    int64_t deadline = keel_clock_monotonic_ms() + timeout_ms;
-    while (keel_clock_monotonic_ms() < deadline) {
-        if (keel_outbox_relay_is_leader(r)) {
-            return true;
-        }
-        keel_clock_sleep_ms(20);
-    }
-    return false;
-}
-
 static double metric(const char *name)
 {
     return keel_metric_value(keel_metrics_counter(keel_metrics_default(), name, "", NULL));
@@ -534,7 +511,7 @@ static void test_relay_publishes_in_order_and_deletes(void **state)
     (void)state;
     NEED_DB_AND_KAFKA();
     ensure_topic();
-    keel_db *db = connect_new("keel-test-outbox");
+    keel_db *db = keel_testdb_connect(g_conninfo, "keel-test-outbox");
     test_consumer c;
     consumer_open(&c);
     double published_before = metric("keel_outbox_published_total");
@@ -542,7 +519,7 @@ static void test_relay_publishes_in_order_and_deletes(void **state)
     char service[64];
     snprintf(service, sizeof(service), "dbtest-order-%d", (int)getpid());
     keel_outbox_relay *r = relay_start(service, "1");
-    assert_true(wait_leader(r, 5000));
+    assert_true(keel_test_wait_leader(r, 5000));
 
     enum { PER_KEY = 20 };
     /* The relay is idle in its 10 s wait: only the NOTIFY of the commit wakes it this soon. */
@@ -583,7 +560,7 @@ static void test_two_relays_one_leader_and_failover(void **state)
     (void)state;
     NEED_DB_AND_KAFKA();
     ensure_topic();
-    keel_db *db = connect_new("keel-test-outbox");
+    keel_db *db = keel_testdb_connect(g_conninfo, "keel-test-outbox");
     test_consumer c;
     consumer_open(&c);
 
@@ -613,11 +590,9 @@ static void test_two_relays_one_leader_and_failover(void **state)
     /* Kill the leader's session, as if its host vanished: the peer takes over. */
     int pid = lock_holder(db);
     assert_true(pid > 0);
-    char sql[96];
-    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)", pid);
-    exec_ok(db, sql);
+    keel_testdb_exec(db, "SELECT pg_terminate_backend(%d)", pid);
     int64_t killed = keel_clock_monotonic_ms();
-    assert_true(wait_leader(follower, 5000));
+    assert_true(keel_test_wait_leader(follower, 5000));
     assert_true(keel_clock_monotonic_ms() - killed < 5000);
     assert_false(keel_outbox_relay_is_leader(leader));
     int new_pid = lock_holder(db);
@@ -674,7 +649,7 @@ static void test_failed_row_stops_the_round(void **state)
     (void)state;
     NEED_DB_AND_KAFKA();
     ensure_topic();
-    keel_db *db = connect_new("keel-test-outbox");
+    keel_db *db = keel_testdb_connect(g_conninfo, "keel-test-outbox");
     test_consumer c;
     consumer_open(&c);
     double errors_before = metric("keel_outbox_publish_errors_total");
@@ -709,7 +684,7 @@ static void test_failed_row_stops_the_round(void **state)
     char service[64];
     snprintf(service, sizeof(service), "dbtest-stall-%d", (int)getpid());
     keel_outbox_relay *r = relay_start(service, "1");
-    assert_true(wait_leader(r, 5000));
+    assert_true(keel_test_wait_leader(r, 5000));
     int64_t deadline = keel_clock_monotonic_ms() + 10000;
     while (rows_with_ce_id(db, first.ce.id) != 0 && keel_clock_monotonic_ms() < deadline) {
         keel_clock_sleep_ms(50);

@@ -14,30 +14,12 @@
 
 #include "keel/clock.h"
 #include "keel/shutdown.h"
+#include "keel/testing/support.h"
 
 static bool fd_readable(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
     return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
-}
-
-/* The stop flag is one-way for a process, so each scenario runs in a child; the child's
- * exit code names the first check that failed (0 = all passed). */
-static void run_in_child(int (*scenario)(void))
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        _exit(scenario());
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!WIFEXITED(status)) {
-        fail_msg("child died by signal %d", WTERMSIG(status));
-    }
-    if (WEXITSTATUS(status) != 0) {
-        fail_msg("child check %d failed", WEXITSTATUS(status));
-    }
 }
 
 static void test_wait_times_out_without_request(void **state)
@@ -99,13 +81,13 @@ static int scenario_sigint(void)
 static void test_sigterm_requests_stop(void **state)
 {
     (void)state;
-    run_in_child(scenario_sigterm);
+    keel_test_run_in_child(scenario_sigterm);
 }
 
 static void test_sigint_requests_stop(void **state)
 {
     (void)state;
-    run_in_child(scenario_sigint);
+    keel_test_run_in_child(scenario_sigint);
 }
 
 static void *request_later(void *arg)
@@ -139,7 +121,7 @@ static int scenario_request_wakes_waiter(void)
 static void test_request_wakes_waiter(void **state)
 {
     (void)state;
-    run_in_child(scenario_request_wakes_waiter);
+    keel_test_run_in_child(scenario_request_wakes_waiter);
 }
 
 static int scenario_request_before_fd(void)
@@ -159,7 +141,7 @@ static int scenario_request_before_fd(void)
 static void test_request_before_fd_exists(void **state)
 {
     (void)state;
-    run_in_child(scenario_request_before_fd);
+    keel_test_run_in_child(scenario_request_before_fd);
 }
 
 int main(void)

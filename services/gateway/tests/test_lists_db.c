@@ -21,26 +21,22 @@
  * ids newest first in list order. */
 static void seed(db_fixture *f, char *merchant, char ids[N][40])
 {
-    char sql[512];
-
     keel_id_new("mer_", merchant, 48);
-    snprintf(sql, sizeof(sql), "INSERT INTO merchants (id, name) VALUES ('%s', 'lists')", merchant);
-    sql_run(f->db, sql);
+    keel_testdb_exec(f->db, "INSERT INTO merchants (id, name) VALUES ('%s', 'lists')", merchant);
     for (int i = 0; i < N; i++) {
         char id[48];
         keel_id_new("pay_", id, sizeof(id));
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO payments (id, merchant_id, amount, currency, status, created_at) "
-                 "VALUES ('%s', '%s', %d, 'usd', '%s', "
-                 "'2025-01-01T00:00:00Z'::timestamptz + interval '%d seconds')",
-                 id, merchant, 100 + i, i % 2 == 0 ? "succeeded" : "failed", i / 3);
-        sql_run(f->db, sql);
+        keel_testdb_exec(
+            f->db,
+            "INSERT INTO payments (id, merchant_id, amount, currency, status, created_at) "
+            "VALUES ('%s', '%s', %d, 'usd', '%s', "
+            "'2025-01-01T00:00:00Z'::timestamptz + interval '%d seconds')",
+            id, merchant, 100 + i, i % 2 == 0 ? "succeeded" : "failed", i / 3);
     }
-    snprintf(sql, sizeof(sql),
-             "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC) FROM payments "
-             "WHERE merchant_id = '%s'",
-             merchant);
-    char *all = sql_value(f->db, sql);
+    char *all = keel_testdb_text(f->db,
+                                 "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC) "
+                                 "FROM payments WHERE merchant_id = '%s'",
+                                 merchant);
     char *save = NULL;
     int k = 0;
     for (char *tok = strtok_r(all, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
@@ -87,7 +83,7 @@ static void test_walk_forward_and_back(void **state)
     int n;
     bool more;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     seed(f, merchant, ids);
     memset(&lp, 0, sizeof(lp));
     lp.limit = 5;
@@ -134,7 +130,7 @@ static void test_filters_and_foreign_cursor(void **state)
     char *body = NULL;
     int n;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     seed(f, merchant, ids);
     /* created in [00:00:02, 00:00:04): payments 6..11, i.e. six of them. */
     {

@@ -29,18 +29,16 @@ static void test_api_key_lookup(void **state)
     char secret[64];
     char hash[GATEWAY_SHA256_HEX_LEN];
     char key_id[48];
-    char sql[512];
     gateway_principal who;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     keel_id_new("sk_test_", secret, sizeof(secret));
     keel_id_new("key_", key_id, sizeof(key_id));
     gateway_sha256_hex(secret, strlen(secret), hash);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO api_keys (id, merchant_id, key_hash, key_prefix) "
-             "VALUES ('%s', '%s', '%s', 'sk_test_xxxx')",
-             key_id, f->merchant, hash);
-    sql_run(f->db, sql);
+    keel_testdb_exec(f->db,
+                     "INSERT INTO api_keys (id, merchant_id, key_hash, key_prefix) "
+                     "VALUES ('%s', '%s', '%s', 'sk_test_xxxx')",
+                     key_id, f->merchant, hash);
 
     assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_OK);
     assert_string_equal(who.merchant_id, f->merchant);
@@ -50,27 +48,24 @@ static void test_api_key_lookup(void **state)
     assert_int_equal(gateway_auth_lookup_hash(f->db, hash, &who), KEEL_OK);
 
     /* A key's own limit comes with it. */
-    snprintf(sql, sizeof(sql),
-             "UPDATE api_keys SET rate_limit_per_s = 10, rate_limit_burst = 20 WHERE id = '%s'",
-             key_id);
-    sql_run(f->db, sql);
+    keel_testdb_exec(
+        f->db, "UPDATE api_keys SET rate_limit_per_s = 10, rate_limit_burst = 20 WHERE id = '%s'",
+        key_id);
     assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_OK);
     assert_true(who.rate_per_s == 10 && who.burst == 20);
 
     /* A rotated key works until its grace period ends. */
-    snprintf(sql, sizeof(sql),
-             "UPDATE api_keys SET expires_at = now() + interval '1 hour' WHERE id = '%s'", key_id);
-    sql_run(f->db, sql);
+    keel_testdb_exec(f->db,
+                     "UPDATE api_keys SET expires_at = now() + interval '1 hour' WHERE id = '%s'",
+                     key_id);
     assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_OK);
-    snprintf(sql, sizeof(sql),
-             "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = '%s'",
-             key_id);
-    sql_run(f->db, sql);
+    keel_testdb_exec(f->db,
+                     "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = '%s'",
+                     key_id);
     assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_ERR_NOT_FOUND);
 
-    snprintf(sql, sizeof(sql),
-             "UPDATE api_keys SET expires_at = NULL, revoked_at = now() WHERE id = '%s'", key_id);
-    sql_run(f->db, sql);
+    keel_testdb_exec(
+        f->db, "UPDATE api_keys SET expires_at = NULL, revoked_at = now() WHERE id = '%s'", key_id);
     assert_int_equal(gateway_auth_lookup(f->db, secret, strlen(secret), &who), KEEL_ERR_NOT_FOUND);
 }
 
@@ -107,9 +102,8 @@ static keel_result create(keel_db *db, const char *merchant, const char *key, co
 
 static void count_outbox(keel_db *db, const char *payment_id, const char *want)
 {
-    char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE message_key = '%s'", payment_id);
-    assert_sql(db, sql, want);
+    keel_testdb_assert_text(db, want, "SELECT count(*) FROM outbox WHERE message_key = '%s'",
+                            payment_id);
 }
 
 static void test_create_replay_reuse(void **state)
@@ -119,11 +113,10 @@ static void test_create_replay_reuse(void **state)
     gateway_idem_result again = {0};
     gateway_idem_result other = {0};
     char key[48];
-    char sql[512];
     char *id;
     char *got = NULL;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     keel_id_new("idem_", key, sizeof(key));
 
     assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &first), KEEL_OK);
@@ -155,22 +148,21 @@ static void test_create_replay_reuse(void **state)
     gateway_idem_result_clear(&other);
 
     count_outbox(f->db, id, "1");
-    snprintf(sql, sizeof(sql),
-             "SELECT topic || ' ' || ce_type || ' ' || ce_source FROM outbox "
-             "WHERE message_key = '%s'",
-             id);
-    assert_sql(f->db, sql, "keel.payment-requests.v1 keel.v1.PaymentRequested /keel/gateway");
-    snprintf(sql, sizeof(sql),
-             "SELECT response_status || ' ' || (lock_token IS NULL) FROM idempotency_keys "
-             "WHERE merchant_id = '%s' AND idem_key = '%s'",
-             f->merchant, key);
-    assert_sql(f->db, sql, "202 true");
+    keel_testdb_assert_text(f->db,
+                            "keel.payment-requests.v1 keel.v1.PaymentRequested /keel/gateway",
+                            "SELECT topic || ' ' || ce_type || ' ' || ce_source FROM outbox "
+                            "WHERE message_key = '%s'",
+                            id);
+    keel_testdb_assert_text(
+        f->db, "202 true",
+        "SELECT response_status || ' ' || (lock_token IS NULL) FROM idempotency_keys "
+        "WHERE merchant_id = '%s' AND idem_key = '%s'",
+        f->merchant, key);
 
     /* The outbox payload is the PaymentRequested the payments service will read. */
-    snprintf(sql, sizeof(sql), "SELECT encode(payload, 'hex') FROM outbox WHERE message_key = '%s'",
-             id);
     {
-        char *hex = sql_value(f->db, sql);
+        char *hex = keel_testdb_text(
+            f->db, "SELECT encode(payload, 'hex') FROM outbox WHERE message_key = '%s'", id);
         size_t n = strlen(hex) / 2;
         uint8_t *bytes = malloc(n + 1);
         Keel__V1__PaymentRequested *m;
@@ -221,16 +213,14 @@ static void test_expired_key_is_taken_over(void **state)
     gateway_idem_result first = {0};
     gateway_idem_result later = {0};
     char key[48];
-    char sql[512];
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     keel_id_new("idem_", key, sizeof(key));
     assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &first), KEEL_OK);
-    snprintf(sql, sizeof(sql),
-             "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' "
-             "WHERE merchant_id = '%s' AND idem_key = '%s'",
-             f->merchant, key);
-    sql_run(f->db, sql);
+    keel_testdb_exec(f->db,
+                     "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' "
+                     "WHERE merchant_id = '%s' AND idem_key = '%s'",
+                     f->merchant, key);
     /* Past its 24 hours a key means nothing: even another body makes a new payment. */
     assert_int_equal(
         create(f->db, f->merchant, key, "{\"amount\":5,\"currency\":\"eur\"}", 0, &later), KEEL_OK);
@@ -241,6 +231,7 @@ static void test_expired_key_is_taken_over(void **state)
 }
 
 typedef struct twin {
+    const char *url;
     const char *merchant;
     const char *key;
     gateway_idem_result result;
@@ -250,7 +241,7 @@ typedef struct twin {
 static void *twin_main(void *arg)
 {
     twin *t = arg;
-    keel_db *db = fixture_connect();
+    keel_db *db = fixture_connect(t->url);
     t->r = create(db, t->merchant, t->key, BODY, 0, &t->result);
     keel_db_free(db);
     return NULL;
@@ -261,8 +252,9 @@ static void wait_for_lock_waiters(keel_db *db, const char *n)
 {
     int64_t deadline = keel_clock_monotonic_ms() + 10000;
     for (;;) {
-        char *v = sql_value(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                                "'Lock' AND application_name = 'gateway-test'");
+        char *v =
+            keel_testdb_text(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                                 "'Lock' AND application_name = '" FIXTURE_APP "'");
         bool done = strcmp(v, n) == 0;
         free(v);
         if (done) {
@@ -286,21 +278,21 @@ static void test_concurrent_twin_gets_in_flight(void **state)
     pthread_t ta;
     char key[48];
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     keel_id_new("idem_", key, sizeof(key));
-    a = (twin){.merchant = f->merchant, .key = key};
+    a = (twin){.url = f->t->url, .merchant = f->merchant, .key = key};
     b = a;
 
-    locker = fixture_connect();
-    sql_run(locker, "BEGIN");
-    sql_run(locker, "LOCK TABLE payments IN SHARE MODE");
+    locker = fixture_connect(f->t->url);
+    keel_testdb_exec(locker, "BEGIN");
+    keel_testdb_exec(locker, "LOCK TABLE payments IN SHARE MODE");
     assert_int_equal(pthread_create(&ta, NULL, twin_main, &a), 0);
     wait_for_lock_waiters(f->db, "1");
     /* A holds the claim (committed) and waits inside its work transaction. */
     twin_main(&b);
     assert_int_equal(b.r, KEEL_OK);
     assert_int_equal(b.result.outcome, GATEWAY_IDEM_IN_FLIGHT);
-    sql_run(locker, "COMMIT");
+    keel_testdb_exec(locker, "COMMIT");
     pthread_join(ta, NULL);
     keel_db_free(locker);
 
@@ -325,42 +317,41 @@ static void test_stale_claim_is_recovered(void **state)
     db_fixture *f = *state;
     gateway_idem_result res = {0};
     char key[48];
-    char sql[768];
     char hash[GATEWAY_SHA256_HEX_LEN];
     char *canonical;
-    json_t *doc = json_loads(BODY, 0, NULL);
+    json_t *doc;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
+    doc = json_loads(BODY, 0, NULL);
     keel_id_new("idem_", key, sizeof(key));
     canonical = gateway_idempotency_canonical(doc);
     gateway_idempotency_fingerprint("POST", "/v1/payments", canonical, hash);
     /* What a gateway killed right after its claim leaves: no answer, a live lease. */
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, request_method, "
-             "request_path, request_params, lock_token, locked_until) VALUES ('%s', '%s', '%s', "
-             "'POST', '/v1/payments', '%s', 'dead-token', now() + interval '1 hour')",
-             f->merchant, key, hash, canonical);
-    sql_run(f->db, sql);
+    keel_testdb_exec(
+        f->db,
+        "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, request_method, "
+        "request_path, request_params, lock_token, locked_until) VALUES ('%s', '%s', '%s', "
+        "'POST', '/v1/payments', '%s', 'dead-token', now() + interval '1 hour')",
+        f->merchant, key, hash, canonical);
     assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &res), KEEL_OK);
     assert_int_equal(res.outcome, GATEWAY_IDEM_IN_FLIGHT);
 
     /* The lease runs out: the retry takes the key over and does the work once. */
-    snprintf(sql, sizeof(sql),
-             "UPDATE idempotency_keys SET locked_until = now() - interval '1 ms' "
-             "WHERE merchant_id = '%s' AND idem_key = '%s'",
-             f->merchant, key);
-    sql_run(f->db, sql);
+    keel_testdb_exec(f->db,
+                     "UPDATE idempotency_keys SET locked_until = now() - interval '1 ms' "
+                     "WHERE merchant_id = '%s' AND idem_key = '%s'",
+                     f->merchant, key);
     assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &res), KEEL_OK);
     assert_int_equal(res.outcome, GATEWAY_IDEM_EXECUTED);
     gateway_idem_result_clear(&res);
 
     /* A stale claim for a different request is still that request's key. */
     keel_id_new("idem_", key, sizeof(key));
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, lock_token, "
-             "locked_until) VALUES ('%s', '%s', 'other-hash', 'dead', now() - interval '1 s')",
-             f->merchant, key);
-    sql_run(f->db, sql);
+    keel_testdb_exec(
+        f->db,
+        "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, lock_token, "
+        "locked_until) VALUES ('%s', '%s', 'other-hash', 'dead', now() - interval '1 s')",
+        f->merchant, key);
     assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &res), KEEL_OK);
     assert_int_equal(res.outcome, GATEWAY_IDEM_MISMATCH);
     gateway_idem_result_clear(&res);
@@ -369,6 +360,7 @@ static void test_stale_claim_is_recovered(void **state)
 }
 
 typedef struct steal {
+    const char *url;
     const char *merchant;
     const char *key;
     int runs;
@@ -380,17 +372,17 @@ typedef struct steal {
 static keel_result stolen_work(keel_db *db, void *arg, int *status, char **body)
 {
     steal *s = arg;
-    char sql[256];
-    keel_db *other = fixture_connect();
+    keel_db *other = fixture_connect(s->url);
 
     s->runs++;
-    sql_run(db, "INSERT INTO merchants (id, name) VALUES "
-                "('mer_00000000000000000000000000000001', 'rolled back') ON CONFLICT DO NOTHING");
-    snprintf(sql, sizeof(sql),
-             "UPDATE idempotency_keys SET lock_token = 'thief' WHERE merchant_id = '%s' AND "
-             "idem_key = '%s'",
-             s->merchant, s->key);
-    sql_run(other, sql);
+    keel_testdb_exec(
+        db, "INSERT INTO merchants (id, name) VALUES "
+            "('mer_00000000000000000000000000000001', 'rolled back') ON CONFLICT DO NOTHING");
+    keel_testdb_exec(
+        other,
+        "UPDATE idempotency_keys SET lock_token = 'thief' WHERE merchant_id = '%s' AND "
+        "idem_key = '%s'",
+        s->merchant, s->key);
     keel_db_free(other);
     *status = 202;
     *body = strdup("{}");
@@ -402,13 +394,12 @@ static void test_lost_lease_records_nothing_and_failure_releases(void **state)
     db_fixture *f = *state;
     gateway_idem_result res = {0};
     char key[48];
-    char sql[256];
     steal s = {0};
     gateway_idem_request req;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     keel_id_new("idem_", key, sizeof(key));
-    s = (steal){.merchant = f->merchant, .key = key, .result = KEEL_OK};
+    s = (steal){.url = f->t->url, .merchant = f->merchant, .key = key, .result = KEEL_OK};
     req = (gateway_idem_request){.merchant_id = f->merchant,
                                  .key = key,
                                  .method = "POST",
@@ -419,53 +410,52 @@ static void test_lost_lease_records_nothing_and_failure_releases(void **state)
     assert_int_equal(res.outcome, GATEWAY_IDEM_IN_FLIGHT);
     assert_int_equal(s.runs, 1);
     /* The work's writes rolled back with the refused answer. */
-    assert_sql(f->db,
-               "SELECT count(*) FROM merchants WHERE id = 'mer_00000000000000000000000000000001'",
-               "0");
-    snprintf(sql, sizeof(sql),
-             "SELECT (response_status IS NULL) || ' ' || lock_token FROM idempotency_keys "
-             "WHERE merchant_id = '%s' AND idem_key = '%s'",
-             f->merchant, key);
-    assert_sql(f->db, sql, "true thief");
+    keel_testdb_assert_text(
+        f->db, "0",
+        "SELECT count(*) FROM merchants WHERE id = 'mer_00000000000000000000000000000001'");
+    keel_testdb_assert_text(
+        f->db, "true thief",
+        "SELECT (response_status IS NULL) || ' ' || lock_token FROM idempotency_keys "
+        "WHERE merchant_id = '%s' AND idem_key = '%s'",
+        f->merchant, key);
 
     /* Work that fails hands the key back at once, so the client's retry can run. */
     keel_id_new("idem_", key, sizeof(key));
-    s = (steal){.merchant = f->merchant, .key = "unused", .result = KEEL_ERR};
+    s = (steal){.url = f->t->url, .merchant = f->merchant, .key = "unused", .result = KEEL_ERR};
     assert_int_equal(gateway_idempotent_execute(f->db, NULL, &req, stolen_work, &s, &res),
                      KEEL_ERR);
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM idempotency_keys WHERE merchant_id = '%s' AND idem_key = '%s'",
-             f->merchant, key);
-    assert_sql(f->db, sql, "0");
+    keel_testdb_assert_text(
+        f->db, "0",
+        "SELECT count(*) FROM idempotency_keys WHERE merchant_id = '%s' AND idem_key = '%s'",
+        f->merchant, key);
     gateway_idem_result_clear(&res);
 }
 
 static void test_prune(void **state)
 {
     db_fixture *f = *state;
-    char sql[1024];
     int deleted = -1;
 
-    SKIP_WITHOUT_DB(f);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, response_status, "
-             "response_body, expires_at, locked_until) VALUES "
-             "('%s', 'old-done', 'h', 202, '{}', now() - interval '1 s', NULL), "
-             "('%s', 'old-abandoned', 'h', NULL, NULL, now() - interval '1 s', "
-             "now() - interval '1 s'), "
-             "('%s', 'old-but-held', 'h', NULL, NULL, now() - interval '1 s', "
-             "now() + interval '1 h'), "
-             "('%s', 'fresh', 'h', 202, '{}', now() + interval '1 h', NULL)",
-             f->merchant, f->merchant, f->merchant, f->merchant);
-    sql_run(f->db, sql);
+    keel_testdb_skip_without(f);
+    keel_testdb_exec(
+        f->db,
+        "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, response_status, "
+        "response_body, expires_at, locked_until) VALUES "
+        "('%s', 'old-done', 'h', 202, '{}', now() - interval '1 s', NULL), "
+        "('%s', 'old-abandoned', 'h', NULL, NULL, now() - interval '1 s', "
+        "now() - interval '1 s'), "
+        "('%s', 'old-but-held', 'h', NULL, NULL, now() - interval '1 s', "
+        "now() + interval '1 h'), "
+        "('%s', 'fresh', 'h', 202, '{}', now() + interval '1 h', NULL)",
+        f->merchant, f->merchant, f->merchant, f->merchant);
     assert_int_equal(gateway_idempotency_prune(f->db, 1000, &deleted), KEEL_OK);
     assert_true(deleted >= 2);
-    snprintf(sql, sizeof(sql),
-             "SELECT string_agg(idem_key, ',' ORDER BY idem_key) FROM idempotency_keys "
-             "WHERE merchant_id = '%s' AND idem_key IN ('old-done', 'old-abandoned', "
-             "'old-but-held', 'fresh')",
-             f->merchant);
-    assert_sql(f->db, sql, "fresh,old-but-held");
+    keel_testdb_assert_text(
+        f->db, "fresh,old-but-held",
+        "SELECT string_agg(idem_key, ',' ORDER BY idem_key) FROM idempotency_keys "
+        "WHERE merchant_id = '%s' AND idem_key IN ('old-done', 'old-abandoned', "
+        "'old-but-held', 'fresh')",
+        f->merchant);
 }
 
 static void apply(keel_db *db, gateway_payment_outcome *o, bool want_applied)
@@ -484,7 +474,7 @@ static void test_outcomes_move_forward_only(void **state)
     char sql[512];
     char *id;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     keel_id_new("idem_", key, sizeof(key));
     assert_int_equal(create(f->db, f->merchant, key, BODY, 0, &created), KEEL_OK);
     id = json_member(created.body, "id");
@@ -511,18 +501,18 @@ static void test_outcomes_move_forward_only(void **state)
     o.failure_code = "";
     o.failure_message = "status unknown";
     apply(f->db, &o, true);
-    assert_sql(f->db, sql, "requires_review provider_a true");
+    keel_testdb_assert_text(f->db, "requires_review provider_a true", "%s", sql);
     apply(f->db, &o, false); /* a second review changes nothing */
     o.status = "succeeded";
     o.failure_message = "";
     apply(f->db, &o, true);
-    assert_sql(f->db, sql, "succeeded provider_a true");
+    keel_testdb_assert_text(f->db, "succeeded provider_a true", "%s", sql);
     o.status = "failed";
     o.failure_code = "card_declined";
     apply(f->db, &o, false);
     o.status = "requires_review";
     apply(f->db, &o, false);
-    assert_sql(f->db, sql, "succeeded provider_a true");
+    keel_testdb_assert_text(f->db, "succeeded provider_a true", "%s", sql);
     free(id);
     gateway_idem_result_clear(&created);
 }
@@ -535,11 +525,10 @@ static void test_event_for_unknown_payment_and_duplicate(void **state)
     keel_message msg;
     char reason[256];
     char pay_id[48];
-    char sql[512];
     uint8_t *buf;
     size_t len;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     keel_id_new("pay_", pay_id, sizeof(pay_id));
     m.payment_id = pay_id;
     m.merchant_id = f->merchant;
@@ -562,20 +551,20 @@ static void test_event_for_unknown_payment_and_duplicate(void **state)
     /* A payment published straight to Kafka: the gateway learns of it from its outcome. */
     assert_int_equal(gateway_payment_events_handle(&msg, &ev, reason, sizeof(reason)),
                      KEEL_HANDLE_OK);
-    snprintf(sql, sizeof(sql),
-             "SELECT status || ' ' || amount || ' ' || currency || ' ' || failure_code "
-             "FROM payments WHERE id = '%s'",
-             pay_id);
-    assert_sql(f->db, sql, "failed 700 gbp card_declined");
+    keel_testdb_assert_text(
+        f->db, "failed 700 gbp card_declined",
+        "SELECT status || ' ' || amount || ' ' || currency || ' ' || failure_code "
+        "FROM payments WHERE id = '%s'",
+        pay_id);
 
     /* The same event again: the inbox makes it a no-op, even after the row changed. */
-    snprintf(sql, sizeof(sql),
-             "UPDATE payments SET status = 'pending', failure_code = NULL WHERE id = '%s'", pay_id);
-    sql_run(f->db, sql);
+    keel_testdb_exec(f->db,
+                     "UPDATE payments SET status = 'pending', failure_code = NULL WHERE id = '%s'",
+                     pay_id);
     assert_int_equal(gateway_payment_events_handle(&msg, &ev, reason, sizeof(reason)),
                      KEEL_HANDLE_OK);
-    snprintf(sql, sizeof(sql), "SELECT status FROM payments WHERE id = '%s'", pay_id);
-    assert_sql(f->db, sql, "pending");
+    keel_testdb_assert_text(f->db, "pending", "SELECT status FROM payments WHERE id = '%s'",
+                            pay_id);
 
     snprintf(msg.ce.type, sizeof(msg.ce.type), "keel.v1.Nonsense");
     assert_int_equal(gateway_payment_events_handle(&msg, &ev, reason, sizeof(reason)),

@@ -25,7 +25,6 @@ static char *succeeded_payment(db_fixture *f, const char *merchant, int64_t amou
 {
     char body[128];
     char key[48];
-    char sql[256];
     gateway_payment_input in;
     gateway_validation_error verr;
     gateway_idem_result res = {0};
@@ -41,10 +40,9 @@ static char *succeeded_payment(db_fixture *f, const char *merchant, int64_t amou
         .merchant_id = merchant, .idempotency_key = key, .params = doc, .input = &in};
     assert_int_equal(gateway_payment_create(f->db, NULL, &req, &res), KEEL_OK);
     id = json_member(res.body, "id");
-    snprintf(sql, sizeof(sql),
-             "UPDATE payments SET status = 'succeeded', provider = 'provider_a' WHERE id = '%s'",
-             id);
-    sql_run(f->db, sql);
+    keel_testdb_exec(
+        f->db, "UPDATE payments SET status = 'succeeded', provider = 'provider_a' WHERE id = '%s'",
+        id);
     gateway_idem_result_clear(&res);
     json_decref(doc);
     return id;
@@ -90,12 +88,11 @@ static void test_partial_full_and_over_refund(void **state)
 {
     db_fixture *f = *state;
     gateway_idem_result r = {0};
-    char sql[512];
     char *pay;
     char *re1;
     char *body = NULL;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     pay = succeeded_payment(f, f->merchant, 1000);
 
     assert_int_equal(refund(f->db, f->merchant, pay, "k1", "{\"amount\":300,\"reason\":\"r\"}", &r),
@@ -125,25 +122,23 @@ static void test_partial_full_and_over_refund(void **state)
     assert_int_equal(refund(f->db, f->merchant, pay, "k5", "{}", &r), 400);
     expect_error(&r, 400, "amount_exceeds_refundable", "amount");
 
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) || ' ' || sum(amount) FROM refunds WHERE payment_id = '%s'", pay);
-    assert_sql(f->db, sql, "2 1000");
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) || ' ' || min(topic) || ' ' || min(ce_type) FROM outbox "
-             "WHERE message_key = '%s' AND ce_type = 'keel.v1.RefundRequested'",
-             pay);
-    assert_sql(f->db, sql, "2 keel.payment-requests.v1 keel.v1.RefundRequested");
+    keel_testdb_assert_text(
+        f->db, "2 1000",
+        "SELECT count(*) || ' ' || sum(amount) FROM refunds WHERE payment_id = '%s'", pay);
+    keel_testdb_assert_text(
+        f->db, "2 keel.payment-requests.v1 keel.v1.RefundRequested",
+        "SELECT count(*) || ' ' || min(topic) || ' ' || min(ce_type) FROM outbox "
+        "WHERE message_key = '%s' AND ce_type = 'keel.v1.RefundRequested'",
+        pay);
 
     /* A failed refund gives its amount back. */
-    snprintf(sql, sizeof(sql), "UPDATE refunds SET status = 'failed' WHERE id = '%s'", re1);
-    sql_run(f->db, sql);
+    keel_testdb_exec(f->db, "UPDATE refunds SET status = 'failed' WHERE id = '%s'", re1);
     assert_int_equal(refund(f->db, f->merchant, pay, "k6", "{\"amount\":300}", &r), 202);
 
     /* GET shows the refunds, newest first, and only succeeded ones in amount_refunded. */
-    snprintf(sql, sizeof(sql),
-             "UPDATE refunds SET status = 'succeeded' WHERE payment_id = '%s' AND amount = 700",
-             pay);
-    sql_run(f->db, sql);
+    keel_testdb_exec(
+        f->db, "UPDATE refunds SET status = 'succeeded' WHERE payment_id = '%s' AND amount = 700",
+        pay);
     assert_int_equal(gateway_payment_store_get(f->db, f->merchant, pay, &body), KEEL_OK);
     {
         json_t *j = json_loads(body, 0, NULL);
@@ -164,12 +159,11 @@ static void test_refund_payload_and_refusals(void **state)
 {
     db_fixture *f = *state;
     gateway_idem_result r = {0};
-    char sql[512];
     char *pay;
     char *pending_pay;
     char *hex;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     pay = succeeded_payment(f, f->merchant, 5000);
     /* Another merchant's payment is as missing as one that does not exist. */
     assert_int_equal(refund(f->db, f->other_merchant, pay, "x1", "{}", &r), 404);
@@ -178,9 +172,7 @@ static void test_refund_payload_and_refusals(void **state)
         refund(f->db, f->merchant, "pay_0193aaaabbbbccccddddeeeeffff0000", "x2", "{}", &r), 404);
     /* Only a succeeded payment can be refunded. */
     pending_pay = succeeded_payment(f, f->merchant, 100);
-    snprintf(sql, sizeof(sql), "UPDATE payments SET status = 'pending' WHERE id = '%s'",
-             pending_pay);
-    sql_run(f->db, sql);
+    keel_testdb_exec(f->db, "UPDATE payments SET status = 'pending' WHERE id = '%s'", pending_pay);
     assert_int_equal(refund(f->db, f->merchant, pending_pay, "x3", "{}", &r), 400);
     expect_error(&r, 400, "payment_not_refundable", "id");
     /* The key is bound to its endpoint: the same key on another payment is a reuse. */
@@ -190,11 +182,10 @@ static void test_refund_payload_and_refusals(void **state)
 
     assert_int_equal(
         refund(f->db, f->merchant, pay, "x4", "{\"amount\":1234,\"reason\":\"dup\"}", &r), 202);
-    snprintf(sql, sizeof(sql),
-             "SELECT encode(payload, 'hex') FROM outbox WHERE message_key = '%s' "
-             "AND ce_type = 'keel.v1.RefundRequested'",
-             pay);
-    hex = sql_value(f->db, sql);
+    hex = keel_testdb_text(f->db,
+                           "SELECT encode(payload, 'hex') FROM outbox WHERE message_key = '%s' "
+                           "AND ce_type = 'keel.v1.RefundRequested'",
+                           pay);
     {
         size_t n = strlen(hex) / 2;
         uint8_t *bytes = malloc(n + 1);
@@ -225,6 +216,7 @@ static void test_refund_payload_and_refusals(void **state)
 }
 
 typedef struct racer {
+    const char *url;
     const char *merchant;
     const char *payment_id;
     char key[48];
@@ -234,7 +226,7 @@ typedef struct racer {
 static void *racer_main(void *arg)
 {
     racer *t = arg;
-    keel_db *db = fixture_connect();
+    keel_db *db = fixture_connect(t->url);
     refund(db, t->merchant, t->payment_id, t->key, "{\"amount\":400}", &t->result);
     keel_db_free(db);
     return NULL;
@@ -248,13 +240,13 @@ static void test_concurrent_refunds_never_exceed(void **state)
     racer r[8];
     pthread_t th[8];
     int accepted = 0;
-    char sql[256];
     char *pay;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     pay = succeeded_payment(f, f->merchant, 1000);
     for (int i = 0; i < 8; i++) {
         memset(&r[i], 0, sizeof(r[i]));
+        r[i].url = f->t->url;
         r[i].merchant = f->merchant;
         r[i].payment_id = pay;
         keel_id_new("race_", r[i].key, sizeof(r[i].key));
@@ -270,8 +262,8 @@ static void test_concurrent_refunds_never_exceed(void **state)
         gateway_idem_result_clear(&r[i].result);
     }
     assert_int_equal(accepted, 2);
-    snprintf(sql, sizeof(sql), "SELECT sum(amount) FROM refunds WHERE payment_id = '%s'", pay);
-    assert_sql(f->db, sql, "800");
+    keel_testdb_assert_text(f->db, "800", "SELECT sum(amount) FROM refunds WHERE payment_id = '%s'",
+                            pay);
     free(pay);
 }
 
@@ -284,12 +276,11 @@ static void test_refund_events_and_list(void **state)
     gateway_error err;
     const char *bad = NULL;
     bool applied;
-    char sql[256];
     char *pay;
     char *ids[3];
     char *body = NULL;
 
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     pay = succeeded_payment(f, f->merchant, 900);
     for (int i = 0; i < 3; i++) {
         char key[16];
@@ -319,11 +310,11 @@ static void test_refund_events_and_list(void **state)
     o.failure_code = "refund_declined";
     assert_int_equal(gateway_refund_store_apply_outcome(f->db, &o, &applied), KEEL_OK);
     assert_true(applied);
-    snprintf(sql, sizeof(sql),
-             "SELECT string_agg(status || ':' || coalesce(failure_code, '-'), ',' ORDER BY "
-             "created_at, id) FROM refunds WHERE payment_id = '%s'",
-             pay);
-    assert_sql(f->db, sql, "succeeded:-,failed:refund_declined,pending:-");
+    keel_testdb_assert_text(
+        f->db, "succeeded:-,failed:refund_declined,pending:-",
+        "SELECT string_agg(status || ':' || coalesce(failure_code, '-'), ',' ORDER BY "
+        "created_at, id) FROM refunds WHERE payment_id = '%s'",
+        pay);
 
     /* The list pages newest first; limit 2 then starting_after the second. */
     assert_true(gateway_list_params_parse(GATEWAY_LIST_REFUNDS, (const char *[]){"limit"},

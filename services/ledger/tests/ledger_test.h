@@ -1,23 +1,16 @@
-/* Helpers shared by the ledger's database tests: a fresh schema per test program in the
- * database KEEL_TEST_DATABASE_URL names (tests are skipped when it is unset), SQL shortcuts,
- * and payment events built as the consumer receives them. Header-only (static functions). */
+/* Helpers shared by the ledger's database tests: their setup (fees and a fresh schema from
+ * keel/testing/db.h; tests are skipped when KEEL_TEST_DATABASE_URL is unset) and payment
+ * events built as the consumer receives them. Header-only (static functions). */
 #ifndef LEDGER_TEST_H
 #define LEDGER_TEST_H
 
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-
 #include "keel/consume.h"
-#include "keel/db.h"
-#include "keel/migrate.h"
+#include "keel/testing/db.h"
 #include "keel/v1/merchants.pb-c.h"
 #include "keel/v1/payments.pb-c.h"
 #include "keel/v1/refunds.pb-c.h"
@@ -27,123 +20,16 @@
 extern const keel_migration ledger_migrations[];
 extern const size_t ledger_migrations_count;
 
-static inline const char *ledger_test_base_url(void)
-{
-    const char *url = getenv("KEEL_TEST_DATABASE_URL");
-    return url != NULL && url[0] != '\0' ? url : NULL;
-}
-
-/* The test URL with search_path set to schema, so every table the test creates lives there
- * and tests sharing the scratch database never see each other's rows. malloc'd. */
-static inline char *ledger_test_schema_url(const char *schema)
-{
-    const char *base = ledger_test_base_url();
-    size_t n = strlen(base) + strlen(schema) + 64;
-    char *url = malloc(n);
-
-    assert_non_null(url);
-    if (strstr(base, "://") != NULL) {
-        snprintf(url, n, "%s%soptions=-csearch_path%%3D%s", base,
-                 strchr(base, '?') != NULL ? "&" : "?", schema);
-    } else {
-        snprintf(url, n, "%s options='-csearch_path=%s'", base, schema);
-    }
-    return url;
-}
-
-static inline void ledger_test_sql(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    if (keel_db_check(db, res, "test statement") != KEEL_OK) {
-        fail_msg("statement failed: %s", sql);
-    }
-    PQclear(res);
-}
-
-/* The first column of the first row as an integer. */
-static inline int64_t ledger_test_int(keel_db *db, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static inline int64_t ledger_test_int(keel_db *db, const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    PGresult *res;
-    int64_t v;
-
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    res = keel_db_exec(db, sql, 0, NULL);
-    if (keel_db_check(db, res, "test query") != KEEL_OK || PQntuples(res) < 1) {
-        fail_msg("query failed: %s", sql);
-    }
-    v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return v;
-}
-
-static inline keel_db *ledger_test_connect(const char *url)
-{
-    keel_db *db = keel_db_new(url, NULL, "ledger-test");
-    assert_non_null(db);
-    assert_int_equal(keel_db_connect(db, 10000), KEEL_OK);
-    return db;
-}
-
-/* Drops and recreates schema, applies libkeel's and the ledger's migrations in it, and
- * returns a connection whose search_path is that schema. *url_out gets its URL. */
-static inline keel_db *ledger_test_fresh(const char *schema, char **url_out)
-{
-    char sql[256];
-    char err[512];
-    keel_db *admin = ledger_test_connect(ledger_test_base_url());
-    keel_db *db;
-
-    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", schema);
-    ledger_test_sql(admin, "SET client_min_messages = warning");
-    ledger_test_sql(admin, sql);
-    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
-    ledger_test_sql(admin, sql);
-    keel_db_free(admin);
-    *url_out = ledger_test_schema_url(schema);
-    db = ledger_test_connect(*url_out);
-    if (keel_migrate_apply(db, "libkeel", keel_common_migrations, keel_common_migrations_count, err,
-                           sizeof(err)) != KEEL_OK ||
-        keel_migrate_apply(db, "ledger", ledger_migrations, ledger_migrations_count, err,
-                           sizeof(err)) != KEEL_OK) {
-        fail_msg("migrations: %s", err);
-    }
-    return db;
-}
-
 /* A test program's setup: the fee schedule "usd=290bp+30;default=0bp+0" and, when
- * KEEL_TEST_DATABASE_URL is set, a fresh schema (else *db stays NULL and tests skip). */
-static inline void ledger_test_open(const char *schema, keel_db **db, char **url,
-                                    ledger_fee_schedule *fees)
+ * KEEL_TEST_DATABASE_URL is set, a fresh schema <prefix>_<pid> with the ledger's tables
+ * (NULL without a database: the tests skip). Close it with keel_testdb_close. */
+static inline keel_testdb *ledger_test_open(const char *prefix, ledger_fee_schedule *fees)
 {
     char err[256];
     assert_true(ledger_fees_parse("usd=290bp+30;default=0bp+0", fees, err, sizeof(err)));
-    *db = NULL;
-    *url = NULL;
-    if (ledger_test_base_url() != NULL) {
-        *db = ledger_test_fresh(schema, url);
-    }
+    return keel_testdb_open(prefix, "ledger-test", "ledger", ledger_migrations,
+                            ledger_migrations_count);
 }
-
-static inline void ledger_test_close(keel_db **db, char **url)
-{
-    keel_db_free(*db);
-    *db = NULL;
-    free(*url);
-    *url = NULL;
-}
-
-#define LEDGER_TEST_SKIP_WITHOUT(db)                                                               \
-    do {                                                                                           \
-        if ((db) == NULL) {                                                                        \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
 
 /* A record as keel_consume_run hands it to a handler; payload points into buf. */
 typedef struct ledger_test_record {

@@ -10,28 +10,33 @@
 #include "ledger_test.h"
 #include "postings.h"
 
-#define SCHEMA "ledger_test_journal"
 #define CONCURRENT 32
 
-static char *url;
+static keel_testdb *tdb; /* NULL without a database */
+/* tdb's connection and URL, named short for the many statements below. */
 static keel_db *db;
+static const char *url;
 static ledger_fee_schedule fees;
 
 static int setup(void **state)
 {
     (void)state;
-    ledger_test_open(SCHEMA, &db, &url, &fees);
+    tdb = ledger_test_open("ledger_test_journal", &fees);
+    db = tdb != NULL ? tdb->db : NULL;
+    url = tdb != NULL ? tdb->url : NULL;
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    ledger_test_close(&db, &url);
+    keel_testdb_close(&tdb);
+    db = NULL;
+    url = NULL;
     return 0;
 }
 
-#define SKIP_WITHOUT_DB() LEDGER_TEST_SKIP_WITHOUT(db)
+#define SKIP_WITHOUT_DB() keel_testdb_skip_without(tdb)
 
 static const ledger_post_options service_opts = {
     .inbox_consumer = LEDGER_PAYMENT_EVENTS_CONSUMER,
@@ -57,7 +62,7 @@ static void make_payment(ledger_posting *p, const char *event_id, const char *pa
 
 static int64_t balance_of(const char *kind, const char *owner)
 {
-    return ledger_test_int(db,
+    return keel_testdb_int(db,
                            "SELECT coalesce((SELECT balance FROM accounts WHERE kind = '%s' "
                            "AND owner = '%s' AND currency = 'usd'), 0)",
                            kind, owner);
@@ -92,12 +97,12 @@ static void test_post_payment_and_refund(void **state)
     assert_memory_equal(res.transaction_id, "txn_", 4);
     /* merchant_payable is a liability: a credit, so negative; it holds amount - fee. */
     assert_int_equal(balance_of("merchant_payable", "mer_j1"), -9680);
-    assert_int_equal(ledger_test_int(db,
+    assert_int_equal(keel_testdb_int(db,
                                      "SELECT count(*) FROM journal_lines WHERE transaction_id = "
                                      "'%s'",
                                      res.transaction_id),
                      3);
-    assert_int_equal(ledger_test_int(db,
+    assert_int_equal(keel_testdb_int(db,
                                      "SELECT count(*) FROM journal_transactions WHERE id = '%s' "
                                      "AND effective_at = '2024-03-10T07:00:00Z' AND fee = 320",
                                      res.transaction_id),
@@ -131,10 +136,10 @@ static void test_duplicates_post_once(void **state)
     make_payment(&p, "evt-j2-again", "pay_j2", "mer_j2", 5000);
     assert_int_equal(ledger_journal_post(db, &p, &service_opts, &res), KEEL_OK);
     assert_int_equal(res.outcome, LEDGER_DUPLICATE_SOURCE);
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM journal_transactions WHERE "
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM journal_transactions WHERE "
                                          "source_id = 'pay_j2'"),
                      1);
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM skipped_events WHERE event_id = "
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM skipped_events WHERE event_id = "
                                          "'evt-j2-again' AND source_id = 'pay_j2'"),
                      1);
     assert_int_equal(balance_of("provider_clearing", "provider_a"), provider_before + 5000);
@@ -166,7 +171,7 @@ static void barrier_hook(void *arg, int attempt)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
-    keel_db *conn = ledger_test_connect(url);
+    keel_db *conn = keel_testdb_connect(url, "ledger-test");
     char event_id[64];
     char payment_id[64];
     ledger_posting p;
@@ -232,7 +237,7 @@ static int run_concurrent(keel_db_isolation isolation, const char *merchant)
     assert_int_equal(balance_of("merchant_payable", merchant), -(want_net + (100 - 33)));
     assert_int_equal(balance_of("provider_clearing", "provider_a"), provider_before + want_gross);
     assert_int_equal(balance_of("fee_revenue", ""), fees_before - want_fee);
-    assert_int_equal(ledger_test_int(db,
+    assert_int_equal(keel_testdb_int(db,
                                      "SELECT count(*) FROM journal_transactions WHERE "
                                      "merchant_id = '%s'",
                                      merchant),
@@ -287,7 +292,7 @@ static void test_database_guards(void **state)
 {
     (void)state;
     SKIP_WITHOUT_DB();
-    int64_t account = ledger_test_int(db, "SELECT id FROM accounts WHERE kind = "
+    int64_t account = keel_testdb_int(db, "SELECT id FROM accounts WHERE kind = "
                                           "'merchant_payable' AND owner = 'mer_j1'");
     char sql[512];
 
@@ -306,7 +311,7 @@ static void test_database_guards(void **state)
              (long long)account);
     expect_sqlstate(db, sql, NULL);
     expect_sqlstate(db, "COMMIT", "23514");
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM journal_transactions WHERE "
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM journal_transactions WHERE "
                                          "source_id = 'pay_bad'"),
                      0);
 
@@ -321,31 +326,31 @@ static void test_audit_catches_corruption(void **state)
     (void)state;
     SKIP_WITHOUT_DB();
     assert_int_equal(audit_failures(), 0);
-    ledger_test_sql(db, "UPDATE accounts SET balance = balance + 1 WHERE owner = 'mer_j2'");
+    keel_testdb_exec(db, "UPDATE accounts SET balance = balance + 1 WHERE owner = 'mer_j2'");
     assert_int_equal(audit_failures(), 1);
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM ledger_audit() WHERE check_name "
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM ledger_audit() WHERE check_name "
                                          "= 'balance_mismatch' AND subject = "
                                          "'merchant_payable:mer_j2:usd'"),
                      1);
-    ledger_test_sql(db, "UPDATE accounts SET balance = balance - 1 WHERE owner = 'mer_j2'");
+    keel_testdb_exec(db, "UPDATE accounts SET balance = balance - 1 WHERE owner = 'mer_j2'");
     assert_int_equal(audit_failures(), 0);
 
     /* An event claimed in the inbox without a posting (the dedupe-before-success trap). */
-    ledger_test_sql(db, "INSERT INTO inbox (consumer, event_id) VALUES "
-                        "('ledger.payment-events', 'evt-lost')");
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM ledger_audit() WHERE check_name "
+    keel_testdb_exec(db, "INSERT INTO inbox (consumer, event_id) VALUES "
+                         "('ledger.payment-events', 'evt-lost')");
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM ledger_audit() WHERE check_name "
                                          "= 'event_not_posted' AND subject = 'evt-lost'"),
                      1);
-    ledger_test_sql(db, "DELETE FROM inbox WHERE event_id = 'evt-lost'");
+    keel_testdb_exec(db, "DELETE FROM inbox WHERE event_id = 'evt-lost'");
 
     /* The uniqueness that makes postings exactly-once must stay in place. */
-    ledger_test_sql(db, "BEGIN");
-    ledger_test_sql(db, "ALTER TABLE journal_transactions DROP CONSTRAINT "
-                        "journal_transactions_source_key");
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM ledger_audit() WHERE check_name "
+    keel_testdb_exec(db, "BEGIN");
+    keel_testdb_exec(db, "ALTER TABLE journal_transactions DROP CONSTRAINT "
+                         "journal_transactions_source_key");
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM ledger_audit() WHERE check_name "
                                          "= 'constraint_missing'"),
                      1);
-    ledger_test_sql(db, "ROLLBACK");
+    keel_testdb_exec(db, "ROLLBACK");
     assert_int_equal(audit_failures(), 0);
 }
 
@@ -362,14 +367,14 @@ static void test_handler_posts_and_sorts(void **state)
                                   "2024-03-10T07:00:00.250+01:00");
     assert_int_equal(ledger_payment_events_handle(&rec.msg, &ev, reason, sizeof(reason)),
                      KEEL_HANDLE_OK);
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM journal_transactions WHERE "
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM journal_transactions WHERE "
                                          "source_id = 'pay_h1' AND effective_at = "
                                          "'2024-03-10T06:00:00.25Z'"),
                      1);
     /* Redelivery: OK, nothing new. */
     assert_int_equal(ledger_payment_events_handle(&rec.msg, &ev, reason, sizeof(reason)),
                      KEEL_HANDLE_OK);
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM journal_transactions WHERE "
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM journal_transactions WHERE "
                                          "merchant_id = 'mer_h'"),
                      1);
     /* Outcomes that move no money are skipped without touching the books. */
@@ -380,7 +385,7 @@ static void test_handler_posts_and_sorts(void **state)
                             "evt-h3");
     assert_int_equal(ledger_payment_events_handle(&rec.msg, &ev, reason, sizeof(reason)),
                      KEEL_HANDLE_OK);
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM inbox WHERE event_id IN "
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM inbox WHERE event_id IN "
                                          "('evt-h2', 'evt-h3')"),
                      0);
     /* Poison: unknown type, garbage, a broken rule, a bad time. */
@@ -408,7 +413,7 @@ static void test_handler_posts_and_sorts(void **state)
     ledger_test_payment_succeeded(&rec, "evt-h8", "pay_h8", "mer_h", 100, "usd", "");
     assert_int_equal(ledger_payment_events_handle(&rec.msg, &ev, reason, sizeof(reason)),
                      KEEL_HANDLE_OK);
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM journal_transactions WHERE "
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM journal_transactions WHERE "
                                          "source_id = 'pay_h8' AND effective_at = "
                                          "'2020-01-01T00:00:00Z'"),
                      1);
@@ -417,7 +422,7 @@ static void test_handler_posts_and_sorts(void **state)
                                  "2024-03-11T00:00:00Z");
     assert_int_equal(ledger_payment_events_handle(&rec.msg, &ev, reason, sizeof(reason)),
                      KEEL_HANDLE_OK);
-    assert_int_equal(ledger_test_int(db, "SELECT amount FROM journal_transactions WHERE "
+    assert_int_equal(keel_testdb_int(db, "SELECT amount FROM journal_transactions WHERE "
                                          "source_type = 'refund' AND source_id = 're_h1'"),
                      -500);
     assert_int_equal(audit_failures(), 0);

@@ -15,11 +15,12 @@
 #include "merchants.h"
 #include "reads.h"
 
-#define SCHEMA "ledger_test_reads"
 #define HOUR_MS INT64_C(3600000)
 
-static char *url;
+static keel_testdb *tdb; /* NULL without a database */
+/* tdb's connection and URL, named short for the many statements below. */
 static keel_db *db;
+static const char *url;
 /* What the consumers get in the service: a connection that is not connected yet. */
 static keel_db *handler_db;
 static ledger_fee_schedule fees;
@@ -28,7 +29,9 @@ static ledger_events events;
 static int setup(void **state)
 {
     (void)state;
-    ledger_test_open(SCHEMA, &db, &url, &fees);
+    tdb = ledger_test_open("ledger_test_reads", &fees);
+    db = tdb != NULL ? tdb->db : NULL;
+    url = tdb != NULL ? tdb->url : NULL;
     if (db != NULL) {
         handler_db = keel_db_new(url, NULL, "ledger-test-handler");
         ledger_events_init(&events, handler_db, &fees);
@@ -41,11 +44,13 @@ static int teardown(void **state)
     (void)state;
     keel_db_free(handler_db);
     handler_db = NULL;
-    ledger_test_close(&db, &url);
+    keel_testdb_close(&tdb);
+    db = NULL;
+    url = NULL;
     return 0;
 }
 
-#define SKIP_WITHOUT_DB() LEDGER_TEST_SKIP_WITHOUT(db)
+#define SKIP_WITHOUT_DB() keel_testdb_skip_without(tdb)
 
 static keel_handle_result merchant_event(const char *event_id, const char *merchant, const char *tz,
                                          int64_t version)
@@ -147,19 +152,19 @@ static void test_merchant_copy_versions(void **state)
                      KEEL_HANDLE_OK);
     /* A replayed MerchantCreated is version 1: ignored too. */
     assert_int_equal(merchant_event("evt-m4", "mer_versions", "UTC", 0), KEEL_HANDLE_OK);
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM merchants WHERE id = "
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM merchants WHERE id = "
                                          "'mer_versions' AND time_zone = 'Asia/Tokyo' AND "
                                          "version = 3"),
                      1);
     /* Duplicate delivery of the same event: OK, one inbox row. */
     assert_int_equal(merchant_event("evt-m2", "mer_versions", "Asia/Tokyo", 3), KEEL_HANDLE_OK);
-    assert_int_equal(ledger_test_int(db, "SELECT count(*) FROM inbox WHERE event_id = 'evt-m2'"),
+    assert_int_equal(keel_testdb_int(db, "SELECT count(*) FROM inbox WHERE event_id = 'evt-m2'"),
                      1);
     /* Poison: a zone PostgreSQL does not know, a bad id. */
     assert_int_equal(merchant_event("evt-m5", "mer_versions", "Mars/Olympus_Mons", 4),
                      KEEL_HANDLE_POISON);
     assert_int_equal(merchant_event("evt-m6", "mer versions", "UTC", 4), KEEL_HANDLE_POISON);
-    assert_int_equal(ledger_test_int(db, "SELECT version FROM merchants WHERE id = "
+    assert_int_equal(keel_testdb_int(db, "SELECT version FROM merchants WHERE id = "
                                          "'mer_versions'"),
                      3);
 }
@@ -273,7 +278,7 @@ typedef struct poster {
 static void *poster_main(void *arg)
 {
     poster *p = arg;
-    keel_db *conn = ledger_test_connect(url);
+    keel_db *conn = keel_testdb_connect(url, "ledger-test");
     ledger_events ev;
     char reason[512];
 
@@ -356,7 +361,7 @@ static void check_walk(json_t *seen, json_t *all, const char *skip, bool descend
     }
     for (size_t k = 0; k < json_array_size(seen); k++) {
         const char *id = json_string_value(json_array_get(seen, k));
-        int64_t ms = ledger_test_int(db,
+        int64_t ms = keel_testdb_int(db,
                                      "SELECT floor(extract(epoch FROM effective_at) * 1000) "
                                      "FROM journal_transactions WHERE id = '%s'",
                                      id);

@@ -16,76 +16,43 @@
 #include "keel/clock.h"
 #include "keel/id.h"
 #include "keel/log.h"
-#include "keel/migrate.h"
+#include "keel/testing/db.h"
 #include "store.h"
 
 extern const keel_migration notifier_migrations[];
 extern const size_t notifier_migrations_count;
 
-static const char *db_url(void)
-{
-    const char *url = getenv("KEEL_TEST_DATABASE_URL");
-    return url != NULL && url[0] != '\0' ? url : NULL;
-}
-
-static keel_db *connect_db(void)
-{
-    keel_db *db = keel_db_new(db_url(), NULL, "notifier-test");
-    assert_int_equal(keel_db_connect(db, 10000), KEEL_OK);
-    return db;
-}
-
-static char *sql_value(keel_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Runs a formatted query and returns the first column of the first row, malloc'd ("" when
- * there is no row). */
-static char *sql_value(keel_db *db, const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    if (keel_db_check(db, res, "test query") != KEEL_OK) {
-        fail_msg("query failed: %s", sql);
-    }
-    char *v = strdup(PQntuples(res) > 0 && PQnfields(res) > 0 ? PQgetvalue(res, 0, 0) : "");
-    PQclear(res);
-    return v;
-}
-
-#define assert_sql(db, want, ...)                                                                  \
-    do {                                                                                           \
-        char *got_ = sql_value(db, __VA_ARGS__);                                                   \
-        if (strcmp(got_, want) != 0) {                                                             \
-            fail_msg("query gave '%s', want '%s'", got_, want);                                    \
-        }                                                                                          \
-        free(got_);                                                                                \
-    } while (0)
+/* The program's own schema (NULL without a database: every test skips). */
+static keel_testdb *g_db;
 
 typedef struct fixture {
     keel_db *db;
     char merchant[48];
 } fixture;
 
+static int group_setup(void **state)
+{
+    g_db = keel_testdb_open("notifier_test_store", "notifier-test", "notifier", notifier_migrations,
+                            notifier_migrations_count);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    keel_testdb_close(&g_db);
+    return 0;
+}
+
 static int setup(void **state)
 {
-    if (db_url() == NULL) {
+    if (g_db == NULL) {
         *state = NULL;
         return 0;
     }
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    f->db = connect_db();
-    char err[512];
-    if (keel_migrate_apply(f->db, "libkeel", keel_common_migrations, keel_common_migrations_count,
-                           err, sizeof(err)) != KEEL_OK ||
-        keel_migrate_apply(f->db, "notifier", notifier_migrations, notifier_migrations_count, err,
-                           sizeof(err)) != KEEL_OK) {
-        fail_msg("migrations failed: %s", err);
-    }
-    /* A merchant of its own per test, so reruns and other tests never meet. */
+    f->db = keel_testdb_connect(g_db->url, "notifier-test");
+    /* A merchant of its own per test, so tests never meet. */
     keel_id_new("mer_", f->merchant, sizeof(f->merchant));
     *state = f;
     return 0;
@@ -100,13 +67,6 @@ static int teardown(void **state)
     }
     return 0;
 }
-
-#define SKIP_WITHOUT_DB(f)                                                                         \
-    do {                                                                                           \
-        if ((f) == NULL) {                                                                         \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
 
 typedef struct insert_tx {
     notifier_endpoint_new ep;
@@ -176,7 +136,7 @@ static void endpoint_with_events(fixture *f, int n, const char *type, char *ep, 
 static void test_endpoints_crud_and_limit(void **state)
 {
     fixture *f = *state;
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     static const char *const types[] = {"payment.succeeded", "payment.failed"};
     char a[48], b[48], c[48];
     assert_int_equal(add_endpoint(f, types, 2, 2, a, sizeof(a)), KEEL_OK);
@@ -202,7 +162,7 @@ static void test_endpoints_crud_and_limit(void **state)
     assert_int_equal(notifier_store_endpoint_delete(f->db, f->merchant, a), KEEL_OK);
     assert_int_equal(notifier_store_endpoint_delete(f->db, f->merchant, a), KEEL_ERR_NOT_FOUND);
     assert_int_equal(notifier_store_endpoint_get(f->db, f->merchant, a, &view), KEEL_ERR_NOT_FOUND);
-    assert_sql(f->db, "", "SELECT secret FROM webhook_endpoints WHERE id = '%s'", a);
+    keel_testdb_assert_text(f->db, "", "SELECT secret FROM webhook_endpoints WHERE id = '%s'", a);
     /* A deleted endpoint frees its place under the limit. */
     assert_int_equal(add_endpoint(f, types, 1, 2, c, sizeof(c)), KEEL_OK);
 }
@@ -210,7 +170,7 @@ static void test_endpoints_crud_and_limit(void **state)
 static void test_event_reaches_matching_endpoints(void **state)
 {
     fixture *f = *state;
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     static const char *const succeeded[] = {"payment.succeeded"};
     static const char *const all[] = {"*"};
     static const char *const refunds[] = {"refund.succeeded"};
@@ -222,17 +182,14 @@ static void test_event_reaches_matching_endpoints(void **state)
     int64_t now = keel_clock_now_ms() + 1000;
 
     assert_int_equal(add_event(f, "payment.succeeded", now, evt, sizeof(evt)), 2);
-    assert_sql(f->db, "2", "SELECT count(*) FROM webhook_deliveries WHERE event_id = '%s'", evt);
+    keel_testdb_assert_text(f->db, "2",
+                            "SELECT count(*) FROM webhook_deliveries WHERE event_id = '%s'", evt);
     assert_int_equal(add_event(f, "payment.failed", now, evt, sizeof(evt)), 1);
     /* An outcome older than every endpoint reaches none, and is not even stored. */
     assert_int_equal(add_event(f, "payment.succeeded", before, evt, sizeof(evt)), 0);
-    assert_sql(f->db, "0", "SELECT count(*) FROM webhook_events WHERE id = '%s'", evt);
+    keel_testdb_assert_text(f->db, "0", "SELECT count(*) FROM webhook_events WHERE id = '%s'", evt);
     /* A disabled endpoint gets nothing new. */
-    char *ignored = sql_value(f->db,
-                              "UPDATE webhook_endpoints SET status = 'disabled' "
-                              "WHERE id = '%s' RETURNING id",
-                              b);
-    free(ignored);
+    keel_testdb_exec(f->db, "UPDATE webhook_endpoints SET status = 'disabled' WHERE id = '%s'", b);
     assert_int_equal(add_event(f, "payment.succeeded", now, evt, sizeof(evt)), 1);
 }
 
@@ -247,7 +204,7 @@ typedef struct claimer {
 static void *claim_all(void *arg)
 {
     claimer *c = arg;
-    keel_db *db = connect_db();
+    keel_db *db = keel_testdb_connect(g_db->url, "notifier-test");
     for (;;) {
         notifier_claim cl;
         keel_result rc = notifier_store_claim(db, c->owner, 60000, &cl);
@@ -267,11 +224,11 @@ static void *claim_all(void *arg)
 static void test_concurrent_claims_never_share(void **state)
 {
     fixture *f = *state;
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     char ep[48], evt[48];
-    /* Nothing else may be due in this database, or other tests' rows would be claimed. */
-    free(sql_value(f->db, "UPDATE webhook_deliveries SET next_attempt_at = now() + interval "
-                          "'1 day' WHERE status = 'pending' RETURNING 1"));
+    /* Nothing else may be due in this schema, or other tests' rows would be claimed. */
+    keel_testdb_exec(f->db, "UPDATE webhook_deliveries SET next_attempt_at = now() + interval "
+                            "'1 day' WHERE status = 'pending'");
     endpoint_with_events(f, 24, "payment.succeeded", ep, evt);
     claimer cs[4];
     pthread_t tids[4];
@@ -299,18 +256,18 @@ static void test_concurrent_claims_never_share(void **state)
     int released = 0;
     assert_int_equal(notifier_store_release_leases(f->db, "test/w0", &released), KEEL_OK);
     assert_int_equal(released, cs[0].claimed);
-    free(sql_value(f->db, "UPDATE webhook_deliveries SET next_attempt_at = now() + interval "
-                          "'1 day' WHERE status = 'pending' RETURNING 1"));
+    keel_testdb_exec(f->db, "UPDATE webhook_deliveries SET next_attempt_at = now() + interval "
+                            "'1 day' WHERE status = 'pending'");
 }
 
 static keel_result claim_one(fixture *f, const char *owner, notifier_claim *c)
 {
     /* Only this test's deliveries may be due. */
-    free(sql_value(f->db,
-                   "UPDATE webhook_deliveries d SET next_attempt_at = now() + interval '1 day' "
-                   "FROM webhook_endpoints ep WHERE ep.id = d.endpoint_id "
-                   "AND ep.merchant_id <> '%s' AND d.status = 'pending' RETURNING 1",
-                   f->merchant));
+    keel_testdb_exec(f->db,
+                     "UPDATE webhook_deliveries d SET next_attempt_at = now() + interval '1 day' "
+                     "FROM webhook_endpoints ep WHERE ep.id = d.endpoint_id "
+                     "AND ep.merchant_id <> '%s' AND d.status = 'pending'",
+                     f->merchant);
     return notifier_store_claim(f->db, owner, 60000, c);
 }
 
@@ -332,7 +289,7 @@ static notifier_attempt attempt_of(const notifier_claim *c, const char *status, 
 static void test_record_retry_success_and_lease(void **state)
 {
     fixture *f = *state;
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     char ep[48], evt[48];
     notifier_claim c;
     notifier_attempt_effect effect;
@@ -359,25 +316,24 @@ static void test_record_retry_success_and_lease(void **state)
     a.owner = "t/w1";
     assert_int_equal(notifier_store_record(f->db, &a, &effect), KEEL_OK);
     assert_false(effect.endpoint_disabled);
-    assert_sql(f->db, "pending|1|500|true",
-               "SELECT status || '|' || attempts || '|' || last_status "
-               "|| '|' || (next_attempt_at > now() + interval '50 "
-               "minutes') FROM webhook_deliveries WHERE id = '%s'",
-               c.id);
-    assert_sql(f->db, "t",
-               "SELECT failing_since IS NOT NULL FROM webhook_endpoints WHERE id = '%s'", ep);
-    assert_sql(f->db, "1|retry|500",
-               "SELECT attempt || '|' || outcome || '|' || http_status FROM webhook_attempts "
-               "WHERE delivery_id = '%s'",
-               c.id);
+    keel_testdb_assert_text(f->db, "pending|1|500|true",
+                            "SELECT status || '|' || attempts || '|' || last_status "
+                            "|| '|' || (next_attempt_at > now() + interval '50 "
+                            "minutes') FROM webhook_deliveries WHERE id = '%s'",
+                            c.id);
+    keel_testdb_assert_text(
+        f->db, "t", "SELECT failing_since IS NOT NULL FROM webhook_endpoints WHERE id = '%s'", ep);
+    keel_testdb_assert_text(
+        f->db, "1|retry|500",
+        "SELECT attempt || '|' || outcome || '|' || http_status FROM webhook_attempts "
+        "WHERE delivery_id = '%s'",
+        c.id);
     /* Not due for an hour. */
     assert_int_equal(claim_one(f, "t/w1", &other), KEEL_ERR_NOT_FOUND);
 
     /* Due again: it succeeds, and the endpoint's failure run ends. */
-    free(sql_value(f->db,
-                   "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = '%s' "
-                   "RETURNING 1",
-                   c.id));
+    keel_testdb_exec(f->db, "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = '%s'",
+                     c.id);
     char id[48];
     snprintf(id, sizeof(id), "%s", c.id);
     notifier_claim_clear(&c);
@@ -387,19 +343,19 @@ static void test_record_retry_success_and_lease(void **state)
     a = attempt_of(&c, "succeeded", "succeeded", 2, 200);
     a.endpoint_ok = true;
     assert_int_equal(notifier_store_record(f->db, &a, &effect), KEEL_OK);
-    assert_sql(f->db, "succeeded|2|2|true",
-               "SELECT status || '|' || attempts || '|' || attempts_total || '|' || "
-               "(completed_at IS NOT NULL) FROM webhook_deliveries WHERE id = '%s'",
-               c.id);
-    assert_sql(f->db, "t", "SELECT failing_since IS NULL FROM webhook_endpoints WHERE id = '%s'",
-               ep);
+    keel_testdb_assert_text(f->db, "succeeded|2|2|true",
+                            "SELECT status || '|' || attempts || '|' || attempts_total || '|' || "
+                            "(completed_at IS NOT NULL) FROM webhook_deliveries WHERE id = '%s'",
+                            c.id);
+    keel_testdb_assert_text(
+        f->db, "t", "SELECT failing_since IS NULL FROM webhook_endpoints WHERE id = '%s'", ep);
     notifier_claim_clear(&c);
 }
 
 static void test_gone_disables_and_ends_the_rest(void **state)
 {
     fixture *f = *state;
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     char ep[48], evt[48];
     notifier_claim c;
     notifier_attempt_effect effect;
@@ -411,27 +367,28 @@ static void test_gone_disables_and_ends_the_rest(void **state)
     assert_int_equal(notifier_store_record(f->db, &a, &effect), KEEL_OK);
     assert_true(effect.endpoint_disabled);
     assert_int_equal(effect.deliveries_abandoned, 2);
-    assert_sql(f->db, "disabled", "SELECT status FROM webhook_endpoints WHERE id = '%s'", ep);
-    assert_sql(f->db, "3",
-               "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = '%s' "
-               "AND status = 'dead'",
-               ep);
+    keel_testdb_assert_text(f->db, "disabled",
+                            "SELECT status FROM webhook_endpoints WHERE id = '%s'", ep);
+    keel_testdb_assert_text(f->db, "3",
+                            "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = '%s' "
+                            "AND status = 'dead'",
+                            ep);
     notifier_claim_clear(&c);
 }
 
 static void test_failing_too_long_disables(void **state)
 {
     fixture *f = *state;
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     char ep[48], evt[48];
     notifier_claim c;
     notifier_attempt_effect effect;
     endpoint_with_events(f, 1, "payment.failed", ep, evt);
     /* The run of failures started two hours ago; the limit is one hour. */
-    free(sql_value(f->db,
-                   "UPDATE webhook_endpoints SET failing_since = now() - interval "
-                   "'2 hours' WHERE id = '%s' RETURNING 1",
-                   ep));
+    keel_testdb_exec(f->db,
+                     "UPDATE webhook_endpoints SET failing_since = now() - interval "
+                     "'2 hours' WHERE id = '%s'",
+                     ep);
     assert_int_equal(claim_one(f, "t/w1", &c), KEEL_OK);
     notifier_attempt a = attempt_of(&c, "pending", "retry", 1, 0);
     a.next_delay_ms = 1000;
@@ -441,12 +398,11 @@ static void test_failing_too_long_disables(void **state)
     assert_int_equal(notifier_store_record(f->db, &a, &effect), KEEL_OK);
     assert_true(effect.endpoint_disabled);
     assert_true(effect.failing_for_ms >= 7100000);
-    assert_sql(f->db, "disabled", "SELECT status FROM webhook_endpoints WHERE id = '%s'", ep);
+    keel_testdb_assert_text(f->db, "disabled",
+                            "SELECT status FROM webhook_endpoints WHERE id = '%s'", ep);
     /* The delivery itself stays pending; its next claim sees the endpoint disabled. */
-    free(sql_value(f->db,
-                   "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = '%s' "
-                   "RETURNING 1",
-                   c.id));
+    keel_testdb_exec(f->db, "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = '%s'",
+                     c.id);
     notifier_claim_clear(&c);
     assert_int_equal(claim_one(f, "t/w1", &c), KEEL_OK);
     assert_string_equal(c.endpoint_state, "disabled");
@@ -456,7 +412,7 @@ static void test_failing_too_long_disables(void **state)
 static void test_rotation_overlap(void **state)
 {
     fixture *f = *state;
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     static const char *const all[] = {"*"};
     char ep[48], evt[48];
     notifier_claim c;
@@ -479,10 +435,10 @@ static void test_rotation_overlap(void **state)
     /* No overlap: the old secret stops at once. */
     assert_int_equal(notifier_store_endpoint_rotate(f->db, f->merchant, ep, "whsec_third", 0),
                      KEEL_OK);
-    free(sql_value(f->db,
-                   "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL "
-                   "WHERE event_id = '%s' RETURNING 1",
-                   evt));
+    keel_testdb_exec(f->db,
+                     "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL "
+                     "WHERE event_id = '%s'",
+                     evt);
     assert_int_equal(claim_one(f, "t/w1", &c), KEEL_OK);
     assert_string_equal(c.secret, "whsec_third");
     assert_string_equal(c.previous_secret, "");
@@ -492,33 +448,33 @@ static void test_rotation_overlap(void **state)
 static void test_stats_and_prune(void **state)
 {
     fixture *f = *state;
-    SKIP_WITHOUT_DB(f);
+    keel_testdb_skip_without(f);
     char ep[48], evt[48];
     notifier_stats st;
     endpoint_with_events(f, 1, "payment.succeeded", ep, evt);
-    free(sql_value(f->db,
-                   "UPDATE webhook_deliveries SET created_at = now() - interval "
-                   "'10 minutes' WHERE event_id = '%s' RETURNING 1",
-                   evt));
+    keel_testdb_exec(f->db,
+                     "UPDATE webhook_deliveries SET created_at = now() - interval "
+                     "'10 minutes' WHERE event_id = '%s'",
+                     evt);
     assert_int_equal(notifier_store_stats(f->db, &st), KEEL_OK);
     assert_true(st.pending >= 1);
     assert_true(st.oldest_pending_s >= 599.0);
     /* Finished long ago: pruned with its event and attempts. */
-    free(sql_value(f->db,
-                   "UPDATE webhook_deliveries SET status = 'succeeded', completed_at = "
-                   "now() - interval '40 days' WHERE event_id = '%s' RETURNING 1",
-                   evt));
-    free(sql_value(f->db,
-                   "UPDATE webhook_events SET created_at = now() - interval '40 days' "
-                   "WHERE id = '%s' RETURNING 1",
-                   evt));
+    keel_testdb_exec(f->db,
+                     "UPDATE webhook_deliveries SET status = 'succeeded', completed_at = "
+                     "now() - interval '40 days' WHERE event_id = '%s'",
+                     evt);
+    keel_testdb_exec(f->db,
+                     "UPDATE webhook_events SET created_at = now() - interval '40 days' "
+                     "WHERE id = '%s'",
+                     evt);
     int64_t deleted = 0;
     const int64_t day = 24LL * 3600 * 1000;
     assert_int_equal(notifier_store_prune(f->db, NOTIFIER_INBOX_CONSUMER, 30 * day, 90 * day,
                                           14 * day, &deleted),
                      KEEL_OK);
     assert_true(deleted >= 1);
-    assert_sql(f->db, "0", "SELECT count(*) FROM webhook_events WHERE id = '%s'", evt);
+    keel_testdb_assert_text(f->db, "0", "SELECT count(*) FROM webhook_events WHERE id = '%s'", evt);
 }
 
 int main(void)
@@ -534,5 +490,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_prune, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -13,9 +13,8 @@
 #include <unistd.h>
 
 #include "keel/clock.h"
-#include "keel/db.h"
 #include "keel/id.h"
-#include "keel/migrate.h"
+#include "keel/testing/db.h"
 #include "payment_store.h"
 #include "request_intake.h"
 #include "worker.h"
@@ -23,38 +22,18 @@
 extern const keel_migration payments_migrations[];
 extern const size_t payments_migrations_count;
 
-static char g_url[1024];
-static char g_schema[64];
-static bool g_ready;
+/* The run's own schema (search_path in its URL), so parallel test binaries sharing one
+ * scratch database never see each other's rows; NULL without a database. */
+static keel_testdb *g_db;
 
-#define NEED_DB()                                                                                  \
-    do {                                                                                           \
-        if (!g_ready) {                                                                            \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static void exec_ok(keel_db *db, const char *sql)
-{
-    PGresult *res = keel_db_exec(db, sql, 0, NULL);
-    if (keel_db_check(db, res, sql) != KEEL_OK) {
-        fail_msg("%s failed: %s", sql, res != NULL ? PQresultErrorMessage(res) : "no result");
-    }
-    PQclear(res);
-}
+#define NEED_DB() keel_testdb_skip_without(g_db)
 
 /* The first column of the first row of sql with one text parameter, into out. */
 static void query_text(keel_db *db, const char *sql, const char *param, char *out, size_t len)
 {
-    const char *params[] = {param};
-    PGresult *res = keel_db_exec(db, sql, param != NULL ? 1 : 0, param != NULL ? params : NULL);
-    assert_int_equal(keel_db_check(db, res, sql), KEEL_OK);
-    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
-        snprintf(out, len, "<null>");
-    } else {
-        snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
+    char *v = keel_testdb_text_param(db, sql, param);
+    snprintf(out, len, "%s", v);
+    free(v);
 }
 
 static long query_long(keel_db *db, const char *sql, const char *param)
@@ -66,68 +45,19 @@ static long query_long(keel_db *db, const char *sql, const char *param)
 
 static keel_db *connect_test(void)
 {
-    keel_db *db = keel_db_new(g_url, NULL, "payments-test");
-    assert_non_null(db);
-    assert_int_equal(keel_db_connect(db, 10000), KEEL_OK);
-    return db;
+    return keel_testdb_connect(g_db->url, "payments-test");
 }
 
-/* Every run gets its own schema (search_path in the URL) so parallel test binaries sharing
- * one scratch database never see each other's rows. */
 static int group_setup(void **state)
 {
-    const char *base = getenv("KEEL_TEST_DATABASE_URL");
-    if (base == NULL || base[0] == '\0') {
-        return 0;
-    }
-    snprintf(g_schema, sizeof(g_schema), "payments_test_%ld", (long)getpid());
-    bool is_url = strncmp(base, "postgres", 8) == 0;
-    if (is_url) {
-        snprintf(g_url, sizeof(g_url), "%s%soptions=-csearch_path%%3D%s", base,
-                 strchr(base, '?') != NULL ? "&" : "?", g_schema);
-    } else {
-        snprintf(g_url, sizeof(g_url), "%s options=-csearch_path=%s", base, g_schema);
-    }
-    keel_db *db = keel_db_new(base, NULL, "payments-test-setup");
-    if (keel_db_connect(db, 10000) != KEEL_OK) {
-        keel_db_free(db);
-        return -1;
-    }
-    char sql[256];
-    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", g_schema);
-    exec_ok(db, sql);
-    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", g_schema);
-    exec_ok(db, sql);
-    keel_db_free(db);
-
-    db = keel_db_new(g_url, NULL, "payments-test-migrate");
-    char err[512];
-    if (keel_db_connect(db, 10000) != KEEL_OK ||
-        keel_migrate_apply(db, "libkeel", keel_common_migrations, keel_common_migrations_count, err,
-                           sizeof(err)) != KEEL_OK ||
-        keel_migrate_apply(db, "payments", payments_migrations, payments_migrations_count, err,
-                           sizeof(err)) != KEEL_OK) {
-        fprintf(stderr, "migrations failed: %s\n", err);
-        keel_db_free(db);
-        return -1;
-    }
-    keel_db_free(db);
-    g_ready = true;
+    g_db = keel_testdb_open("payments_test", "payments-test", "payments", payments_migrations,
+                            payments_migrations_count);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    if (!g_ready) {
-        return 0;
-    }
-    keel_db *db = keel_db_new(getenv("KEEL_TEST_DATABASE_URL"), NULL, "payments-test-teardown");
-    if (keel_db_connect(db, 10000) == KEEL_OK) {
-        char sql[128];
-        snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", g_schema);
-        exec_ok(db, sql);
-    }
-    keel_db_free(db);
+    keel_testdb_close(&g_db);
     return 0;
 }
 
@@ -192,7 +122,7 @@ static void test_store_insert_and_claim(void **state)
 {
     NEED_DB();
     keel_db *db = connect_test();
-    exec_ok(db, "DELETE FROM payments");
+    keel_testdb_exec(db, "DELETE FROM payments");
     request_buf b;
     request_init(&b, 1999);
     insert_request(db, &b);
@@ -271,7 +201,7 @@ static void test_store_expired_lease_moves_on(void **state)
 {
     NEED_DB();
     keel_db *db = connect_test();
-    exec_ok(db, "DELETE FROM payments");
+    keel_testdb_exec(db, "DELETE FROM payments");
     request_buf b;
     request_init(&b, 500);
     insert_request(db, &b);
@@ -325,7 +255,7 @@ static void *claimer_main(void *arg)
     claimer *c = arg;
     char owner[32];
     snprintf(owner, sizeof(owner), "claimer-%d", c->index);
-    keel_db *db = keel_db_new(g_url, NULL, owner);
+    keel_db *db = keel_db_new(g_db->url, NULL, owner);
     if (keel_db_connect(db, 10000) != KEEL_OK) {
         keel_db_free(db);
         return NULL;
@@ -347,7 +277,7 @@ static void test_store_concurrent_claims_never_share(void **state)
 {
     NEED_DB();
     keel_db *db = connect_test();
-    exec_ok(db, "DELETE FROM payments");
+    keel_testdb_exec(db, "DELETE FROM payments");
     for (int i = 0; i < CLAIM_PAYMENTS; i++) {
         request_buf b;
         request_init(&b, 100 + i);
@@ -411,8 +341,8 @@ static void test_intake(void **state)
 {
     NEED_DB();
     keel_db *db = connect_test();
-    exec_ok(db, "DELETE FROM payments");
-    keel_db_pool *pool = keel_db_pool_new(g_url, NULL, "payments-test-intake", 2);
+    keel_testdb_exec(db, "DELETE FROM payments");
+    keel_db_pool *pool = keel_db_pool_new(g_db->url, NULL, "payments-test-intake", 2);
     payments_intake in = {.pool = pool, .on_stored = count_notify};
     g_notified = 0;
     char reason[256];
@@ -646,7 +576,7 @@ static void harness_start(harness *h)
     payments_risk_options ro = {.limits = &h->limits};
     h->risk = payments_risk_new(&ro, err, sizeof(err));
     assert_non_null(h->risk);
-    h->pool = keel_db_pool_new(g_url, NULL, "payments-test-workers", 4);
+    h->pool = keel_db_pool_new(g_db->url, NULL, "payments-test-workers", 4);
     payments_workers_options o = {
         .pool = h->pool,
         .guards = h->guards,
@@ -742,10 +672,10 @@ static void run_flow(harness *h, int64_t amount, const char *currency, flow_resu
                      char id_out[48])
 {
     keel_db *db = connect_test();
-    exec_ok(db, "DELETE FROM payment_attempts");
-    exec_ok(db, "DELETE FROM refunds");
-    exec_ok(db, "DELETE FROM payments");
-    exec_ok(db, "DELETE FROM outbox");
+    keel_testdb_exec(db, "DELETE FROM payment_attempts");
+    keel_testdb_exec(db, "DELETE FROM refunds");
+    keel_testdb_exec(db, "DELETE FROM payments");
+    keel_testdb_exec(db, "DELETE FROM outbox");
     request_buf b;
     request_init(&b, amount);
     b.req.currency = (char *)currency;
@@ -1097,7 +1027,7 @@ static void test_refund_for_unknown_payment_waits_then_fails(void **state)
 {
     NEED_DB();
     keel_db *db = connect_test();
-    keel_db_pool *pool = keel_db_pool_new(g_url, NULL, "payments-test-refund", 2);
+    keel_db_pool *pool = keel_db_pool_new(g_db->url, NULL, "payments-test-refund", 2);
     payments_intake in = {.pool = pool, .refund_wait_retries = 2};
     char re[48], pay[48], ev[KEEL_UUID_STR_LEN], text[128];
     new_refund_id(re);
@@ -1146,7 +1076,7 @@ static void test_concurrent_refunds_cannot_over_refund(void **state)
 {
     NEED_DB();
     keel_db *db = connect_test();
-    exec_ok(db, "DELETE FROM refunds");
+    keel_testdb_exec(db, "DELETE FROM refunds");
     request_buf b;
     request_init(&b, 1000);
     insert_request(db, &b);
@@ -1157,7 +1087,7 @@ static void test_concurrent_refunds_cannot_over_refund(void **state)
                                  1, params);
     assert_int_equal(keel_db_check(db, res, "update"), KEEL_OK);
     PQclear(res);
-    keel_db_pool *pool = keel_db_pool_new(g_url, NULL, "payments-test-race", 4);
+    keel_db_pool *pool = keel_db_pool_new(g_db->url, NULL, "payments-test-race", 4);
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, 2);
     refund_racer rs[2];
