@@ -1,16 +1,14 @@
 /* keel-gateway: wiring only. Configuration, migrations, the HTTP API, the outbox relay, the
  * payment-events consumer and the idempotency-key pruner; SIGTERM stops them and exits 0. */
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "keel/config.h"
-#include "keel/consume.h"
+#include "keel/consume_thread.h"
 #include "keel/db.h"
 #include "keel/http_server.h"
-#include "keel/kafka.h"
 #include "keel/log.h"
 #include "keel/migrate.h"
 #include "keel/outbox.h"
@@ -80,41 +78,19 @@ static bool config_positive(const keel_config *cfg, const char *name, double *ou
     return true;
 }
 
-typedef struct consumer_thread {
-    keel_consume_options opts;
-    pthread_t thread;
-    bool started;
-} consumer_thread;
-
-static void *consumer_main(void *arg)
-{
-    consumer_thread *ct = arg;
-    keel_consume_run(&ct->opts);
-    return NULL;
-}
-
-static bool pool_ready(void *ctx)
-{
-    return keel_db_pool_ping(ctx);
-}
-
 int main(int argc, char **argv)
 {
     keel_config *cfg = keel_service_start(
         argc, argv, SERVICE, "the public HTTP API of keel: payments, refunds, balances, webhooks",
         specs, sizeof(specs) / sizeof(specs[0]));
     const char *url = keel_config_string(cfg, "KEEL_DATABASE_URL");
-    const char *brokers = keel_config_string(cfg, "KEEL_KAFKA_BROKERS");
-    const char *instance = keel_service_instance_id(cfg);
     keel_db_pool *pool = NULL;
     keel_db *consumer_db = NULL;
     keel_outbox_relay *relay = NULL;
-    keel_consumer *consumer = NULL;
-    keel_producer *dlq = NULL;
+    keel_consume_thread *consumer = NULL;
     keel_http_server *srv = NULL;
     gateway_pruner *pruner = NULL;
     gateway_balance_api *balance = NULL;
-    consumer_thread ct = {0};
     gateway_api api;
     bool api_ready = false;
     gateway_events events;
@@ -122,58 +98,27 @@ int main(int argc, char **argv)
     int exit_code = 1;
 
     if (!keel_service_migrate(cfg, "gateway", gateway_migrations, gateway_migrations_count,
-                              keel_config_int(cfg, "KEEL_GATEWAY_STARTUP_DB_TIMEOUT_MS"))) {
-        goto done;
-    }
-    pool = keel_db_pool_new(url, keel_service_db_password(cfg), SERVICE,
-                            (int)keel_config_int(cfg, "KEEL_DATABASE_POOL_SIZE"));
-
-    keel_outbox_relay_options relay_opts = {
-        .conninfo = url,
-        .password = keel_service_db_password(cfg),
-        .brokers = brokers,
-        .service = "gateway",
-        .instance_id = instance,
-    };
-    relay = keel_outbox_relay_start(&relay_opts, err, sizeof(err));
-    if (relay == NULL) {
-        keel_log_error("cannot start the outbox relay: %s", err);
+                              keel_config_int(cfg, "KEEL_GATEWAY_STARTUP_DB_TIMEOUT_MS")) ||
+        (pool = keel_service_db_pool_new(cfg, SERVICE)) == NULL) {
         goto done;
     }
 
-    const char *topics[] = {GATEWAY_PAYMENT_EVENTS_TOPIC};
-    keel_consumer_options consumer_opts = {
-        .brokers = brokers,
-        .group_id = GATEWAY_CONSUMER_GROUP,
-        .client_id = instance,
-        .topics = topics,
-        .topic_count = 1,
-    };
-    consumer = keel_consumer_new(&consumer_opts, err, sizeof(err));
-    if (consumer == NULL) {
-        keel_log_error("cannot create the payment-events consumer: %s", err);
+    if ((relay = keel_service_relay_start(cfg, "gateway")) == NULL) {
         goto done;
     }
-    keel_producer_options dlq_opts = {.brokers = brokers, .client_id = instance};
-    dlq = keel_producer_new(&dlq_opts, err, sizeof(err));
-    if (dlq == NULL) {
-        keel_log_error("cannot create the dead-letter producer: %s", err);
-        goto done;
-    }
+
     consumer_db = keel_db_new(url, keel_service_db_password(cfg), SERVICE "-consumer");
     gateway_events_init(&events, consumer_db);
-    ct.opts = (keel_consume_options){
-        .consumer = consumer,
-        .dlq_producer = dlq,
+    keel_consume_thread_options consumer_opts = {
+        .group_id = GATEWAY_CONSUMER_GROUP,
+        .topic = GATEWAY_PAYMENT_EVENTS_TOPIC,
+        .name = GATEWAY_INBOX_CONSUMER,
         .handler = gateway_payment_events_handle,
         .ctx = &events,
-        .name = GATEWAY_INBOX_CONSUMER,
     };
-    if (pthread_create(&ct.thread, NULL, consumer_main, &ct) != 0) {
-        keel_log_error("cannot start the consumer thread");
+    if ((consumer = keel_service_consume_start(cfg, &consumer_opts)) == NULL) {
         goto done;
     }
-    ct.started = true;
 
     pruner = gateway_pruner_start(
         url, keel_service_db_password(cfg),
@@ -191,19 +136,14 @@ int main(int argc, char **argv)
         !config_positive(cfg, "KEEL_GATEWAY_RATE_LIMIT_BURST", &api.settings.burst)) {
         goto done;
     }
-    keel_http_server_options http_opts = {
-        .address = keel_config_string(cfg, "KEEL_HTTP_ADDRESS"),
-        .port = (uint16_t)keel_config_int(cfg, "KEEL_HTTP_PORT"),
-        .threads = (unsigned)keel_config_int(cfg, "KEEL_HTTP_THREADS"),
-        .max_body_bytes = (size_t)keel_config_int(cfg, "KEEL_GATEWAY_MAX_BODY_BYTES"),
-        .max_header_bytes = (size_t)keel_config_int(cfg, "KEEL_GATEWAY_MAX_HEADER_BYTES"),
-        .connection_timeout_s = (unsigned)keel_config_int(cfg, "KEEL_GATEWAY_CONNECTION_TIMEOUT_S"),
-        .max_connections = (unsigned)keel_config_int(cfg, "KEEL_GATEWAY_MAX_CONNECTIONS"),
-        .max_connections_per_ip =
-            (unsigned)keel_config_int(cfg, "KEEL_GATEWAY_MAX_CONNECTIONS_PER_IP"),
-        .ready = pool_ready,
-        .ready_ctx = pool,
-    };
+    keel_http_server_options http_opts = keel_service_http_options(cfg, pool);
+    http_opts.max_body_bytes = (size_t)keel_config_int(cfg, "KEEL_GATEWAY_MAX_BODY_BYTES");
+    http_opts.max_header_bytes = (size_t)keel_config_int(cfg, "KEEL_GATEWAY_MAX_HEADER_BYTES");
+    http_opts.connection_timeout_s =
+        (unsigned)keel_config_int(cfg, "KEEL_GATEWAY_CONNECTION_TIMEOUT_S");
+    http_opts.max_connections = (unsigned)keel_config_int(cfg, "KEEL_GATEWAY_MAX_CONNECTIONS");
+    http_opts.max_connections_per_ip =
+        (unsigned)keel_config_int(cfg, "KEEL_GATEWAY_MAX_CONNECTIONS_PER_IP");
     srv = keel_http_server_new(&http_opts);
     gateway_api_register(&api, srv);
     if (!gateway_webhooks_api_register(&api, srv, cfg)) {
@@ -217,9 +157,7 @@ int main(int argc, char **argv)
         goto done;
     }
 
-    while (!keel_shutdown_wait_ms(60000)) {
-    }
-    keel_log_info("stopping: HTTP server, consumer, outbox relay");
+    keel_service_wait_for_stop("HTTP server, consumer, outbox relay");
     exit_code = 0;
 done:
     /* A failed start-up also stops whatever already runs, so ask every loop to end. */
@@ -230,14 +168,8 @@ done:
     balance = NULL;
     gateway_pruner_stop(pruner);
     pruner = NULL;
-    if (ct.started) {
-        pthread_join(ct.thread, NULL);
-        ct.started = false;
-    }
-    keel_consumer_free(consumer);
+    keel_consume_thread_stop(consumer);
     consumer = NULL;
-    keel_producer_free(dlq);
-    dlq = NULL;
     keel_outbox_relay_stop(relay);
     relay = NULL;
     keel_db_free(consumer_db);
@@ -248,8 +180,5 @@ done:
     }
     keel_db_pool_free(pool);
     pool = NULL;
-    keel_log_info("stopped (exit %d)", exit_code);
-    keel_config_free(cfg);
-    cfg = NULL;
-    return exit_code;
+    return keel_service_exit(&cfg, exit_code);
 }

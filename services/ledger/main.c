@@ -1,6 +1,5 @@
 /* keel-ledger: wiring only. Configuration, migrations, the payment-events and merchant-events
  * consumers, the periodic audit and the internal HTTP API; SIGTERM stops them in turn. */
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,10 +10,9 @@
 #include "events.h"
 #include "fees.h"
 #include "keel/config.h"
-#include "keel/consume.h"
+#include "keel/consume_thread.h"
 #include "keel/db.h"
 #include "keel/http_server.h"
-#include "keel/kafka.h"
 #include "keel/log.h"
 #include "keel/migrate.h"
 #include "keel/service.h"
@@ -49,27 +47,6 @@ static const keel_config_spec specs[] = {
      "how long start-up waits for PostgreSQL before giving up (exit 1)", false},
 };
 
-/* One consumer: its Kafka consumer, handler and thread. */
-typedef struct consumer_thread {
-    keel_consume_options opts;
-    keel_consumer *consumer;
-    keel_db *db;
-    pthread_t thread;
-    bool started;
-} consumer_thread;
-
-static void *consumer_main(void *arg)
-{
-    consumer_thread *ct = arg;
-    keel_consume_run(&ct->opts);
-    return NULL;
-}
-
-static bool pool_ready(void *ctx)
-{
-    return !keel_shutdown_requested() && keel_db_pool_ping(ctx);
-}
-
 static bool check_config(const keel_config *cfg, ledger_fee_schedule *fees)
 {
     char err[512];
@@ -97,51 +74,23 @@ static bool check_config(const keel_config *cfg, ledger_fee_schedule *fees)
     return true;
 }
 
-/* Creates the consumer of topic in group and starts its thread. */
-static bool consumer_start(consumer_thread *ct, const keel_config *cfg, const char *topic,
-                           const char *group, keel_producer *dlq, keel_message_handler handler,
-                           void *handler_ctx, const char *name)
+/* Starts the consumer of the topic in the variable topic_var, in the group <prefix>-suffix;
+ * NULL when it cannot (logged). */
+static keel_consume_thread *consumer_start(const keel_config *cfg, const char *topic_var,
+                                           const char *suffix, keel_message_handler handler,
+                                           void *handler_ctx, const char *name)
 {
-    char err[512];
-    const char *topics[] = {topic};
-    keel_consumer_options opts = {
-        .brokers = keel_config_string(cfg, "KEEL_KAFKA_BROKERS"),
+    char group[256];
+    snprintf(group, sizeof(group), "%s-%s", keel_config_string(cfg, "KEEL_LEDGER_CONSUMER_GROUP"),
+             suffix);
+    keel_consume_thread_options opts = {
         .group_id = group,
-        .client_id = keel_service_instance_id(cfg),
-        .topics = topics,
-        .topic_count = 1,
-    };
-
-    ct->consumer = keel_consumer_new(&opts, err, sizeof(err));
-    if (ct->consumer == NULL) {
-        keel_log_error("cannot create the consumer of %s: %s", topic, err);
-        return false;
-    }
-    ct->opts = (keel_consume_options){
-        .consumer = ct->consumer,
-        .dlq_producer = dlq,
+        .topic = keel_config_string(cfg, topic_var),
+        .name = name,
         .handler = handler,
         .ctx = handler_ctx,
-        .name = name,
     };
-    if (pthread_create(&ct->thread, NULL, consumer_main, ct) != 0) {
-        keel_log_error("cannot start the consumer thread of %s", topic);
-        return false;
-    }
-    ct->started = true;
-    return true;
-}
-
-static void consumer_stop(consumer_thread *ct)
-{
-    if (ct->started) {
-        pthread_join(ct->thread, NULL);
-        ct->started = false;
-    }
-    keel_consumer_free(ct->consumer);
-    ct->consumer = NULL;
-    keel_db_free(ct->db);
-    ct->db = NULL;
+    return keel_service_consume_start(cfg, &opts);
 }
 
 int main(int argc, char **argv)
@@ -152,20 +101,18 @@ int main(int argc, char **argv)
         specs, sizeof(specs) / sizeof(specs[0]));
     const char *url = keel_config_string(cfg, "KEEL_DATABASE_URL");
     const char *password = keel_service_db_password(cfg);
-    const char *brokers = keel_config_string(cfg, "KEEL_KAFKA_BROKERS");
-    const char *group = keel_config_string(cfg, "KEEL_LEDGER_CONSUMER_GROUP");
     static ledger_fee_schedule fees;
     keel_db_pool *pool = NULL;
-    keel_producer *dlq = NULL;
     keel_http_server *srv = NULL;
     ledger_auditor *auditor = NULL;
-    consumer_thread payments = {0};
-    consumer_thread merchants = {0};
+    keel_consume_thread *payments = NULL;
+    keel_consume_thread *merchants = NULL;
+    keel_db *payments_db = NULL;
+    keel_db *merchants_db = NULL;
     ledger_events events;
     ledger_merchants merchant_copy = {0};
     ledger_api api;
     char err[512];
-    char group_name[256];
     int exit_code = 1;
 
     if (!check_config(cfg, &fees)) {
@@ -173,38 +120,25 @@ int main(int argc, char **argv)
         goto done;
     }
     if (!keel_service_migrate(cfg, "ledger", ledger_migrations, ledger_migrations_count,
-                              keel_config_int(cfg, "KEEL_LEDGER_STARTUP_DB_TIMEOUT_MS"))) {
-        goto done;
-    }
-    pool = keel_db_pool_new(url, password, SERVICE,
-                            (int)keel_config_int(cfg, "KEEL_DATABASE_POOL_SIZE"));
-    if (pool == NULL) {
-        keel_log_error("cannot create the database pool");
-        goto done;
-    }
-    keel_producer_options dlq_opts = {.brokers = brokers,
-                                      .client_id = keel_service_instance_id(cfg)};
-    dlq = keel_producer_new(&dlq_opts, err, sizeof(err));
-    if (dlq == NULL) {
-        keel_log_error("cannot create the dead-letter producer: %s", err);
+                              keel_config_int(cfg, "KEEL_LEDGER_STARTUP_DB_TIMEOUT_MS")) ||
+        (pool = keel_service_db_pool_new(cfg, SERVICE)) == NULL) {
         goto done;
     }
 
-    payments.db = keel_db_new(url, password, SERVICE "-payments");
-    ledger_events_init(&events, payments.db, &fees);
-    snprintf(group_name, sizeof(group_name), "%s-payments", group);
-    if (!consumer_start(&payments, cfg, keel_config_string(cfg, "KEEL_LEDGER_PAYMENT_EVENTS_TOPIC"),
-                        group_name, dlq, ledger_payment_events_handle, &events,
-                        LEDGER_PAYMENT_EVENTS_CONSUMER)) {
+    payments_db = keel_db_new(url, password, SERVICE "-payments");
+    ledger_events_init(&events, payments_db, &fees);
+    payments =
+        consumer_start(cfg, "KEEL_LEDGER_PAYMENT_EVENTS_TOPIC", "payments",
+                       ledger_payment_events_handle, &events, LEDGER_PAYMENT_EVENTS_CONSUMER);
+    if (payments == NULL) {
         goto done;
     }
-    merchants.db = keel_db_new(url, password, SERVICE "-merchants");
-    merchant_copy.db = merchants.db;
-    snprintf(group_name, sizeof(group_name), "%s-merchants", group);
-    if (!consumer_start(&merchants, cfg,
-                        keel_config_string(cfg, "KEEL_LEDGER_MERCHANT_EVENTS_TOPIC"), group_name,
-                        dlq, ledger_merchant_events_handle, &merchant_copy,
-                        LEDGER_MERCHANT_EVENTS_CONSUMER)) {
+    merchants_db = keel_db_new(url, password, SERVICE "-merchants");
+    merchant_copy.db = merchants_db;
+    merchants = consumer_start(cfg, "KEEL_LEDGER_MERCHANT_EVENTS_TOPIC", "merchants",
+                               ledger_merchant_events_handle, &merchant_copy,
+                               LEDGER_MERCHANT_EVENTS_CONSUMER);
+    if (merchants == NULL) {
         goto done;
     }
     if (keel_config_int(cfg, "KEEL_LEDGER_AUDIT_INTERVAL_MS") > 0) {
@@ -220,13 +154,7 @@ int main(int argc, char **argv)
         .pool = pool,
         .acquire_timeout_ms = keel_config_int(cfg, "KEEL_LEDGER_DB_ACQUIRE_TIMEOUT_MS"),
     };
-    keel_http_server_options http_opts = {
-        .address = keel_config_string(cfg, "KEEL_HTTP_ADDRESS"),
-        .port = (uint16_t)keel_config_int(cfg, "KEEL_HTTP_PORT"),
-        .threads = (unsigned)keel_config_int(cfg, "KEEL_HTTP_THREADS"),
-        .ready = pool_ready,
-        .ready_ctx = pool,
-    };
+    keel_http_server_options http_opts = keel_service_http_options(cfg, pool);
     srv = keel_http_server_new(&http_opts);
     if (srv == NULL) {
         keel_log_error("cannot create the HTTP server");
@@ -239,25 +167,24 @@ int main(int argc, char **argv)
     }
     keel_log_info("listening on %s:%u", http_opts.address, keel_http_server_port(srv));
 
-    while (!keel_shutdown_wait_ms(60000)) {
-    }
-    keel_log_info("stopping: HTTP server, consumers (each finishes its record), audit");
+    keel_service_wait_for_stop("HTTP server, consumers (each finishes its record), audit");
     exit_code = 0;
 done:
     /* A failed start-up also stops whatever already runs, so ask every loop to end. */
     keel_shutdown_request();
     keel_http_server_free(srv);
     srv = NULL;
-    consumer_stop(&payments);
-    consumer_stop(&merchants);
+    keel_consume_thread_stop(payments);
+    payments = NULL;
+    keel_db_free(payments_db);
+    payments_db = NULL;
+    keel_consume_thread_stop(merchants);
+    merchants = NULL;
+    keel_db_free(merchants_db);
+    merchants_db = NULL;
     ledger_auditor_stop(auditor);
     auditor = NULL;
-    keel_producer_free(dlq);
-    dlq = NULL;
     keel_db_pool_free(pool);
     pool = NULL;
-    keel_log_info("stopped (exit %d)", exit_code);
-    keel_config_free(cfg);
-    cfg = NULL;
-    return exit_code;
+    return keel_service_exit(&cfg, exit_code);
 }

@@ -87,11 +87,6 @@ static const keel_config_spec specs[] = {
      "how long start-up waits for PostgreSQL before giving up (exit 1)", false},
 };
 
-static bool pool_ready(void *ctx)
-{
-    return !keel_shutdown_requested() && keel_db_pool_ping(ctx);
-}
-
 /* The durations of the table, parsed once. */
 typedef struct durations {
     int64_t disable_after_ms;
@@ -183,8 +178,6 @@ int main(int argc, char **argv)
         keel_service_start(argc, argv, SERVICE,
                            "webhook endpoints, signed deliveries, retries, dead letters and replay",
                            specs, sizeof(specs) / sizeof(specs[0]));
-    const char *url = keel_config_string(cfg, "KEEL_DATABASE_URL");
-    const char *brokers = keel_config_string(cfg, "KEEL_KAFKA_BROKERS");
     const char *instance = keel_service_instance_id(cfg);
     keel_db_pool *pool = NULL;
     keel_ssrf_allowlist *allow = NULL;
@@ -223,13 +216,8 @@ int main(int argc, char **argv)
                       keel_config_string(cfg, "KEEL_NOTIFIER_ALLOW_CIDRS"));
     }
     if (!keel_service_migrate(cfg, "notifier", notifier_migrations, notifier_migrations_count,
-                              keel_config_int(cfg, "KEEL_NOTIFIER_STARTUP_DB_TIMEOUT_MS"))) {
-        goto done;
-    }
-    pool = keel_db_pool_new(url, keel_service_db_password(cfg), SERVICE,
-                            (int)keel_config_int(cfg, "KEEL_DATABASE_POOL_SIZE"));
-    if (pool == NULL) {
-        keel_log_error("cannot create the database pool");
+                              keel_config_int(cfg, "KEEL_NOTIFIER_STARTUP_DB_TIMEOUT_MS")) ||
+        (pool = keel_service_db_pool_new(cfg, SERVICE)) == NULL) {
         goto done;
     }
 
@@ -272,17 +260,13 @@ int main(int argc, char **argv)
         .on_stored_arg = workers,
     };
     keel_consume_thread_options c_opts = {
-        .brokers = brokers,
         .group_id = keel_config_string(cfg, "KEEL_NOTIFIER_CONSUMER_GROUP"),
-        .client_id = instance,
         .topic = keel_config_string(cfg, "KEEL_NOTIFIER_EVENTS_TOPIC"),
         .name = NOTIFIER_INBOX_CONSUMER,
         .handler = notifier_intake_handle,
         .ctx = &intake,
     };
-    consumer = keel_consume_thread_start(&c_opts, err, sizeof(err));
-    if (consumer == NULL) {
-        keel_log_error("%s", err);
+    if ((consumer = keel_service_consume_start(cfg, &c_opts)) == NULL) {
         goto done;
     }
 
@@ -295,14 +279,8 @@ int main(int argc, char **argv)
         .dns_timeout_ms = w_opts.dns_timeout_ms,
         .max_endpoints = (int)keel_config_int(cfg, "KEEL_NOTIFIER_MAX_ENDPOINTS"),
     };
-    keel_http_server_options http_opts = {
-        .address = keel_config_string(cfg, "KEEL_HTTP_ADDRESS"),
-        .port = (uint16_t)keel_config_int(cfg, "KEEL_HTTP_PORT"),
-        .threads = (unsigned)keel_config_int(cfg, "KEEL_HTTP_THREADS"),
-        .max_body_bytes = 16384,
-        .ready = pool_ready,
-        .ready_ctx = pool,
-    };
+    keel_http_server_options http_opts = keel_service_http_options(cfg, pool);
+    http_opts.max_body_bytes = 16384;
     srv = keel_http_server_new(&http_opts);
     if (srv == NULL) {
         keel_log_error("cannot create the HTTP server (out of memory)");
@@ -318,10 +296,8 @@ int main(int argc, char **argv)
                   http_opts.address, keel_http_server_port(srv), w_opts.workers,
                   notifier_schedule_max_attempts(&schedule), keel_ssrf_allowlist_count(allow));
 
-    while (!keel_shutdown_wait_ms(60000)) {
-    }
-    keel_log_info("stopping: API, consumer, then workers (each records its delivery), "
-                  "housekeeping");
+    keel_service_wait_for_stop(
+        "API, consumer, then workers (each records its delivery), housekeeping");
     exit_code = 0;
 done:
     /* A failed start-up also stops whatever already runs, so ask every loop to end. */
@@ -339,8 +315,5 @@ done:
     keel_ssrf_allowlist_free(allow);
     allow = NULL;
     notifier_schedule_clear(&schedule);
-    keel_log_info("stopped (exit %d)", exit_code);
-    keel_config_free(cfg);
-    cfg = NULL;
-    return exit_code;
+    return keel_service_exit(&cfg, exit_code);
 }

@@ -1,7 +1,6 @@
 /* keel-payments: wiring only. Configuration, migrations, the providers behind their guards, the
  * risk client, the request consumer, the workers, the outbox relay and /metrics /healthz
  * /readyz; SIGTERM stops them in that order. */
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,10 +8,9 @@
 #include <string.h>
 
 #include "keel/config.h"
-#include "keel/consume.h"
+#include "keel/consume_thread.h"
 #include "keel/db.h"
 #include "keel/http_server.h"
-#include "keel/kafka.h"
 #include "keel/log.h"
 #include "keel/migrate.h"
 #include "keel/outbox.h"
@@ -105,24 +103,6 @@ static const keel_config_spec specs[] = {
     {"KEEL_PAYMENTS_CONSUMER_GROUP", KEEL_CONFIG_STRING, "keel-payments",
      "Kafka consumer group of the request consumer", false},
 };
-
-typedef struct consumer_thread {
-    keel_consume_options opts;
-    pthread_t thread;
-    bool started;
-} consumer_thread;
-
-static void *consumer_main(void *arg)
-{
-    consumer_thread *ct = arg;
-    keel_consume_run(&ct->opts);
-    return NULL;
-}
-
-static bool pool_ready(void *ctx)
-{
-    return !keel_shutdown_requested() && keel_db_pool_ping(ctx);
-}
 
 /* An integer setting that must lie in [lo, hi]; logs and returns false otherwise. */
 static bool int_in(const keel_config *cfg, const char *name, int64_t lo, int64_t hi)
@@ -338,18 +318,14 @@ int main(int argc, char **argv)
         "the payment state machine: risk check, charges and refunds at providers behind "
         "breakers, safe fallback, outcomes through the outbox",
         specs, sizeof(specs) / sizeof(specs[0]));
-    const char *url = keel_config_string(cfg, "KEEL_DATABASE_URL");
-    const char *brokers = keel_config_string(cfg, "KEEL_KAFKA_BROKERS");
     const char *instance = keel_service_instance_id(cfg);
     const char *events_topic = keel_config_string(cfg, "KEEL_PAYMENTS_EVENTS_TOPIC");
     keel_db_pool *pool = NULL;
     payments_setup setup = {0};
     payments_workers *workers = NULL;
     keel_outbox_relay *relay = NULL;
-    keel_consumer *consumer = NULL;
-    keel_producer *dlq = NULL;
+    keel_consume_thread *consumer = NULL;
     keel_http_server *srv = NULL;
-    consumer_thread ct = {0};
     payments_intake intake = {0};
     char err[512];
     int exit_code = 1;
@@ -364,26 +340,12 @@ int main(int argc, char **argv)
         goto done;
     }
     if (!keel_service_migrate(cfg, "payments", payments_migrations, payments_migrations_count,
-                              keel_config_int(cfg, "KEEL_PAYMENTS_STARTUP_DB_TIMEOUT_MS"))) {
-        goto done;
-    }
-    pool = keel_db_pool_new(url, keel_service_db_password(cfg), SERVICE,
-                            (int)keel_config_int(cfg, "KEEL_DATABASE_POOL_SIZE"));
-    if (pool == NULL) {
-        keel_log_error("cannot create the database pool");
+                              keel_config_int(cfg, "KEEL_PAYMENTS_STARTUP_DB_TIMEOUT_MS")) ||
+        (pool = keel_service_db_pool_new(cfg, SERVICE)) == NULL) {
         goto done;
     }
 
-    keel_outbox_relay_options relay_opts = {
-        .conninfo = url,
-        .password = keel_service_db_password(cfg),
-        .brokers = brokers,
-        .service = "payments",
-        .instance_id = instance,
-    };
-    relay = keel_outbox_relay_start(&relay_opts, err, sizeof(err));
-    if (relay == NULL) {
-        keel_log_error("cannot start the outbox relay: %s", err);
+    if ((relay = keel_service_relay_start(cfg, "payments")) == NULL) {
         goto done;
     }
 
@@ -406,25 +368,6 @@ int main(int argc, char **argv)
         goto done;
     }
 
-    const char *topics[] = {keel_config_string(cfg, "KEEL_PAYMENTS_REQUESTS_TOPIC")};
-    keel_consumer_options consumer_opts = {
-        .brokers = brokers,
-        .group_id = keel_config_string(cfg, "KEEL_PAYMENTS_CONSUMER_GROUP"),
-        .client_id = instance,
-        .topics = topics,
-        .topic_count = 1,
-    };
-    consumer = keel_consumer_new(&consumer_opts, err, sizeof(err));
-    if (consumer == NULL) {
-        keel_log_error("cannot create the payment-requests consumer: %s", err);
-        goto done;
-    }
-    keel_producer_options dlq_opts = {.brokers = brokers, .client_id = instance};
-    dlq = keel_producer_new(&dlq_opts, err, sizeof(err));
-    if (dlq == NULL) {
-        keel_log_error("cannot create the dead-letter producer: %s", err);
-        goto done;
-    }
     intake = (payments_intake){
         .pool = pool,
         .on_stored = payments_workers_notify,
@@ -432,26 +375,18 @@ int main(int argc, char **argv)
         .events_topic = events_topic,
         .refund_wait_retries = (int)keel_config_int(cfg, "KEEL_PAYMENTS_REFUND_WAIT_RETRIES"),
     };
-    ct.opts = (keel_consume_options){
-        .consumer = consumer,
-        .dlq_producer = dlq,
+    keel_consume_thread_options consumer_opts = {
+        .group_id = keel_config_string(cfg, "KEEL_PAYMENTS_CONSUMER_GROUP"),
+        .topic = keel_config_string(cfg, "KEEL_PAYMENTS_REQUESTS_TOPIC"),
+        .name = PAYMENTS_INBOX_CONSUMER,
         .handler = payments_intake_handle,
         .ctx = &intake,
-        .name = PAYMENTS_INBOX_CONSUMER,
     };
-    if (pthread_create(&ct.thread, NULL, consumer_main, &ct) != 0) {
-        keel_log_error("cannot start the consumer thread");
+    if ((consumer = keel_service_consume_start(cfg, &consumer_opts)) == NULL) {
         goto done;
     }
-    ct.started = true;
 
-    keel_http_server_options http_opts = {
-        .address = keel_config_string(cfg, "KEEL_HTTP_ADDRESS"),
-        .port = (uint16_t)keel_config_int(cfg, "KEEL_HTTP_PORT"),
-        .threads = (unsigned)keel_config_int(cfg, "KEEL_HTTP_THREADS"),
-        .ready = pool_ready,
-        .ready_ctx = pool,
-    };
+    keel_http_server_options http_opts = keel_service_http_options(cfg, pool);
     srv = keel_http_server_new(&http_opts);
     if (srv == NULL || keel_http_server_start(srv, err, sizeof(err)) != 0) {
         keel_log_error("cannot start the HTTP server: %s", srv == NULL ? "out of memory" : err);
@@ -462,23 +397,15 @@ int main(int argc, char **argv)
         keel_http_server_port(srv), w_opts.workers, setup.n_guards,
         keel_config_string(cfg, "KEEL_PAYMENTS_RISK_URL")[0] != '\0' ? "on" : "off (local rules)");
 
-    while (!keel_shutdown_wait_ms(60000)) {
-    }
-    keel_log_info("stopping: consumer, then workers (each finishes what it holds), then relay");
+    keel_service_wait_for_stop("consumer, then workers (each finishes what it holds), then relay");
     exit_code = 0;
 done:
     /* A failed start-up also stops whatever already runs, so ask every loop to end. */
     keel_shutdown_request();
-    if (ct.started) {
-        pthread_join(ct.thread, NULL);
-        ct.started = false;
-    }
-    keel_consumer_free(consumer);
+    keel_consume_thread_stop(consumer);
     consumer = NULL;
     payments_workers_stop(workers);
     workers = NULL;
-    keel_producer_free(dlq);
-    dlq = NULL;
     /* After the workers: every outcome they committed is in the outbox for this round. */
     keel_outbox_relay_stop(relay);
     relay = NULL;
@@ -487,8 +414,5 @@ done:
     keel_db_pool_free(pool);
     pool = NULL;
     setup_clear(&setup);
-    keel_log_info("stopped (exit %d)", exit_code);
-    keel_config_free(cfg);
-    cfg = NULL;
-    return exit_code;
+    return keel_service_exit(&cfg, exit_code);
 }

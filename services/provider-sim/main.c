@@ -9,7 +9,6 @@
 #include "keel/log.h"
 #include "keel/metrics.h"
 #include "keel/service.h"
-#include "keel/shutdown.h"
 #include "listener.h"
 #include "provider_a.h"
 #include "provider_b.h"
@@ -249,9 +248,8 @@ int main(int argc, char **argv)
     keel_log_info("keel-provider-sim ready: admin on port %u",
                   (unsigned)keel_http_server_port(srv));
 
-    while (!keel_shutdown_wait_ms(60000)) {
-    }
-    keel_log_info("keel-provider-sim stopping");
+    keel_service_wait_for_stop(
+        "held requests wake, then the admin server and provider listeners close");
     exit_code = 0;
 
 failed:
@@ -274,7 +272,5 @@ failed:
     }
     sim_state_free(st);
     st = NULL;
-    keel_config_free(cfg);
-    cfg = NULL;
-    return exit_code;
+    return keel_service_exit(&cfg, exit_code);
 }

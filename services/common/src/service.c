@@ -1,9 +1,5 @@
-/* The start-up every keel service shares: --help, configuration, logging, signals, libcurl. */
+/* The start-up and shutdown every keel service shares, from its configuration to its exit. */
 #include "keel/service.h"
-
-#include "keel/db.h"
-#include "keel/error.h"
-#include "keel/log.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -11,9 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "keel/db.h"
+#include "keel/error.h"
 #include "keel/http_client.h"
 #include "keel/log.h"
 #include "keel/shutdown.h"
+
+/* How long one wait for a stop lasts before it is simply waited again: any value works, the
+ * wait returns as soon as the stop arrives. */
+#define SERVICE_WAIT_SLICE_MS 60000
 
 keel_config *keel_service_start(int argc, char **argv, const char *service, const char *summary,
                                 const keel_config_spec *specs, size_t count)
@@ -117,4 +119,89 @@ done:
     keel_db_free(db);
     db = NULL;
     return ok;
+}
+
+keel_db_pool *keel_service_db_pool_new(const keel_config *cfg, const char *application_name)
+{
+    int64_t size = keel_config_int(cfg, "KEEL_DATABASE_POOL_SIZE");
+    if (size < 1 || size > INT32_MAX) {
+        keel_log_error("KEEL_DATABASE_POOL_SIZE=%lld is not a pool size; use at least 1",
+                       (long long)size);
+        return NULL;
+    }
+    keel_db_pool *pool =
+        keel_db_pool_new(keel_config_string(cfg, "KEEL_DATABASE_URL"),
+                         keel_service_db_password(cfg), application_name, (int)size);
+    if (pool == NULL) {
+        keel_log_error("cannot create the database pool (%lld connections to KEEL_DATABASE_URL)",
+                       (long long)size);
+    }
+    return pool;
+}
+
+keel_outbox_relay *keel_service_relay_start(const keel_config *cfg, const char *component)
+{
+    char err[512];
+    keel_outbox_relay_options opts = {
+        .conninfo = keel_config_string(cfg, "KEEL_DATABASE_URL"),
+        .password = keel_service_db_password(cfg),
+        .brokers = keel_config_string(cfg, "KEEL_KAFKA_BROKERS"),
+        .service = component,
+        .instance_id = keel_service_instance_id(cfg),
+    };
+    keel_outbox_relay *relay = keel_outbox_relay_start(&opts, err, sizeof(err));
+    if (relay == NULL) {
+        keel_log_error("cannot start the outbox relay: %s", err);
+    }
+    return relay;
+}
+
+keel_consume_thread *keel_service_consume_start(const keel_config *cfg,
+                                                const keel_consume_thread_options *opts)
+{
+    char err[512];
+    keel_consume_thread_options o = *opts;
+    if (o.brokers == NULL) {
+        o.brokers = keel_config_string(cfg, "KEEL_KAFKA_BROKERS");
+    }
+    if (o.client_id == NULL) {
+        o.client_id = keel_service_instance_id(cfg);
+    }
+    keel_consume_thread *t = keel_consume_thread_start(&o, err, sizeof(err));
+    if (t == NULL) {
+        keel_log_error("%s", err);
+    }
+    return t;
+}
+
+bool keel_service_pool_ready(void *pool)
+{
+    /* Not ready once stopping, so a load balancer stops sending before the server closes. */
+    return !keel_shutdown_requested() && keel_db_pool_ping(pool);
+}
+
+keel_http_server_options keel_service_http_options(const keel_config *cfg, keel_db_pool *pool)
+{
+    return (keel_http_server_options){
+        .address = keel_config_string(cfg, "KEEL_HTTP_ADDRESS"),
+        .port = (uint16_t)keel_config_int(cfg, "KEEL_HTTP_PORT"),
+        .threads = (unsigned)keel_config_int(cfg, "KEEL_HTTP_THREADS"),
+        .ready = pool != NULL ? keel_service_pool_ready : NULL,
+        .ready_ctx = pool,
+    };
+}
+
+void keel_service_wait_for_stop(const char *what)
+{
+    while (!keel_shutdown_wait_ms(SERVICE_WAIT_SLICE_MS)) {
+    }
+    keel_log_info("stopping: %s", what);
+}
+
+int keel_service_exit(keel_config **cfg, int exit_code)
+{
+    keel_log_info("stopped (exit %d)", exit_code);
+    keel_config_free(*cfg);
+    *cfg = NULL;
+    return exit_code;
 }
