@@ -102,11 +102,12 @@ if ((OWN_STACK)); then
     [[ -x "$KEEL_BIN_DIR/keel-gateway" ]] || die "no keel binaries in $KEEL_BIN_DIR; run make build-test"
     say "starting stack $KEEL_STACK (port base $KEEL_PORT_BASE, $BROKERS Kafka node(s))"
     "$STACK_SH" wipe >/dev/null 2>&1 || true
+    mkdir -p "$REPO/.keel" # a fresh checkout has none yet; the up log goes there
     # up is idempotent: a second try starts only what did not come up (a port can be held
     # for a moment as some client's ephemeral source port when the base lies in that range).
     for try in 1 2 3; do
         "$STACK_SH" up >"$REPO/.keel/$KEEL_STACK.up.log" 2>&1 && break
-        ((try < 3)) || die "stack $KEEL_STACK did not come up: $(grep -m1 '^error' "$REPO/.keel/$KEEL_STACK.up.log") (logs in $REPO/.keel/$KEEL_STACK/logs)"
+        ((try < 3)) || die "stack $KEEL_STACK did not come up: $(tail -n 3 "$REPO/.keel/$KEEL_STACK.up.log") (logs in $REPO/.keel/$KEEL_STACK/logs)"
         say "stack $KEEL_STACK did not come up; trying again in 10 s"
         sleep 10
     done

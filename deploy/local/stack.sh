@@ -453,8 +453,13 @@ pg_check_isolation() {
 # ---- Kafka ---------------------------------------------------------------------------------
 # A fixed cluster id per stack (a formatted log dir remembers it): 16 bytes from the stack
 # name, in Kafka's URL-safe base64 form.
+# An id that starts with '-' would be read as an option by the storage tool's parser, so its
+# first character is replaced (any 22 base64 characters are a valid 16-byte id).
 kafka_cluster_id() {
-    printf 'keel-%s' "$STACK" | openssl dgst -sha256 -binary | head -c 16 | base64 | tr '+/' '-_' | tr -d '='
+    local id
+    id="$(printf 'keel-%s' "$STACK" | openssl dgst -sha256 -binary | head -c 16 | base64 | tr '+/' '-_' | tr -d '=')"
+    [[ "$id" == -* ]] && id="A${id:1}"
+    echo "$id"
 }
 
 kafka_dir() { echo "$STATE/kafka-$1"; }
