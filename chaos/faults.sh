@@ -15,6 +15,9 @@ LIST (comma-separated, default kill,crashpoint,pause,kafka,postgres,provider):
   leader      SIGKILL of the Kafka node leading most of keel's partitions (3 nodes), restarted after 2-6 s
   postgres    immediate stop (a crash) of PostgreSQL, restarted after 1-4 s
   provider    a provider fault through keel-provider-sim: 5xx burst, timeout after charge, outage
+  partition   a payments, ledger or gateway instance moved into a network namespace of its own
+              (deploy/local/netns.sh), cut off from every Kafka node for 4-12 s while it keeps
+              its database and HTTP links, healed, moved back (needs root, ip netns, socat)
 Every round runs each listed kind once in a seeded order, so every kind appears early.
 The log gets one tab-separated line per fault:
   start_unix_ms end_unix_ms kind target detail result
@@ -46,6 +49,7 @@ done
 : "${KEEL_PROVIDER_SIM_URL:?source the stack.env of the stack first}"
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 STACK_SH="$KEEL_STACK_SCRIPT"
+NETNS_SH="$REPO/deploy/local/netns.sh"
 GAP_MIN=${GAP%%:*}
 GAP_MAX=${GAP##*:}
 RANDOM=$SEED
@@ -102,6 +106,7 @@ PROVIDER_FAULTS_BEFORE="$(curl -fsS -m 5 "$KEEL_PROVIDER_SIM_URL/_sim/faults" | 
 
 PAUSED_PID=""
 DIRTY_INSTANCE="" # running with failpoints switched on
+PARTITIONED=""    # running in a network namespace
 PG_FAULTS=0
 SVC_ERR="$(mktemp)"
 
@@ -144,6 +149,12 @@ restore() {
     local rc=$? i n broken=0
     trap - EXIT INT TERM
     if [[ -n "$PAUSED_PID" ]]; then kill -CONT "$PAUSED_PID" 2>/dev/null || true; fi
+    if [[ -n "$PARTITIONED" ]]; then
+        KEEL_STACK="$KEEL_STACK" "$NETNS_SH" leave "$(svc_name "$PARTITIONED")" "$(svc_inst "$PARTITIONED")" >/dev/null 2>&1 || {
+            "$STACK_SH" kill-service "$(svc_name "$PARTITIONED")" "$(svc_inst "$PARTITIONED")" >/dev/null 2>&1 || true
+            KEEL_STACK="$KEEL_STACK" "$NETNS_SH" clean >/dev/null 2>&1 || true
+        }
+    fi
     if [[ -n "$DIRTY_INSTANCE" ]]; then
         "$STACK_SH" kill-service "$(svc_name "$DIRTY_INSTANCE")" "$(svc_inst "$DIRTY_INSTANCE")" >/dev/null 2>&1 || true
     fi
@@ -368,11 +379,50 @@ fault_provider() {
     log_fault "$start" "$(now_ms)" provider "$provider" "$detail" healed
 }
 
+# The instance keeps PostgreSQL, its HTTP peers and its own port (through forwarders) and
+# loses every Kafka node; it is moved back with a clean stop, so a service that cannot stop
+# after a partition shows up as a failed fault.
+fault_partition() {
+    local -a targets
+    local target svc inst hold start
+    mapfile -t targets < <(keel_instances | grep -E '^(payments|ledger|gateway)-[0-9]+$')
+    if ((${#targets[@]} == 0)); then
+        log_fault "$(now_ms)" "$(now_ms)" partition none "no payments, ledger or gateway instance" skipped
+        return 0
+    fi
+    target="$(pick "${targets[@]}")"
+    svc="$(svc_name "$target")"
+    inst="$(svc_inst "$target")"
+    hold=$(rand 4000 12000)
+    start=$(now_ms)
+    PARTITIONED="$target"
+    if ! KEEL_STACK="$KEEL_STACK" "$NETNS_SH" enter "$svc" "$inst" >/dev/null 2>"$SVC_ERR"; then
+        log_fault "$start" "$(now_ms)" partition "$target" "into a namespace" "failed: $(tail -n 1 "$SVC_ERR")"
+        return 1
+    fi
+    KEEL_STACK="$KEEL_STACK" "$NETNS_SH" cut "$svc" "$inst" >/dev/null
+    sleep_ms "$hold"
+    KEEL_STACK="$KEEL_STACK" "$NETNS_SH" heal "$svc" "$inst" >/dev/null
+    # A moment to catch up inside the namespace before the clean stop.
+    sleep 2
+    if KEEL_STACK="$KEEL_STACK" "$NETNS_SH" leave "$svc" "$inst" >/dev/null 2>"$SVC_ERR"; then
+        PARTITIONED=""
+        log_fault "$start" "$(now_ms)" partition "$target" "cut off from Kafka for ${hold} ms" "healed; back in the host namespace"
+    else
+        log_fault "$start" "$(now_ms)" partition "$target" "cut off from Kafka for ${hold} ms" "leaving the namespace failed: $(tail -n 1 "$SVC_ERR")"
+        return 1
+    fi
+}
+
 # ---- the schedule --------------------------------------------------------------------------
 IFS=, read -r -a KINDS <<<"$FAULTS"
 for k in "${KINDS[@]}"; do
     case "$k" in
     kill | crashpoint | pause | kafka | leader | postgres | provider) ;;
+    partition)
+        KEEL_STACK="$KEEL_STACK" "$NETNS_SH" check ||
+            { say "the partition fault needs network namespaces (root, ip netns, socat)"; exit 2; }
+        ;;
     *) say "unknown fault kind '$k'"; usage >&2; exit 2 ;;
     esac
 done

@@ -15,8 +15,9 @@ timeline PNG. Exit status: 0 every invariant held, 1 something broke, 2 usage er
   --short         the CI run: 75 s, 12 payments/s, every fault kind at least once
   --duration S    seconds of load and faults (default 300)
   --seed N        seeds the fault schedule and the client's choices (default: the time)
-  --faults LIST   kill,crashpoint,pause,kafka,leader,postgres,provider (default all but leader;
-                  with 3 brokers leader too). "kill" alone also turns on crashpoint.
+  --faults LIST   kill,crashpoint,pause,kafka,leader,postgres,provider,partition (default all
+                  but leader and partition; with 3 brokers leader too; partition needs root and
+                  network namespaces). "kill" alone also turns on crashpoint.
   --rate R        new payments per second (default 20)
   --concurrency C client threads (default 8)
   --gateways N    gateway instances the client spreads over; 2 starts instance 2 (default 2)

@@ -13,6 +13,8 @@ PACKAGES=(
     libcurl4-openssl-dev libssl-dev libjansson-dev libcmocka-dev
     postgresql postgresql-contrib prometheus maven default-jre-headless
     kcat jq curl clang-format python3-yaml procps iproute2 openssl gnuplot-nox
+    # deploy/local/netns.sh: forwarders into a service's own network namespace.
+    socat
     # fuzz/: clang with its libFuzzer and sanitizer runtimes.
     clang libclang-rt-14-dev
 )

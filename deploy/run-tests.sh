@@ -18,6 +18,8 @@ export KEEL_BIN_DIR="$BUILD/bin"
 # Everything started from here (the stack's services too) stops at the first leak or UB.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# The test stack's demo API key stays in its stack.env, out of the CI log.
+export KEEL_STACK_HIDE_KEY=1
 STACK_SH="$KEEL_REPO/deploy/local/stack.sh"
 STATE="$KEEL_REPO/.keel/$KEEL_STACK"
 

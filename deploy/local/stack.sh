@@ -15,7 +15,9 @@ NAME: a keel service (gateway, payments, ledger, notifier, provider-sim; the kee
 postgres, kafka (INSTANCE = node), prometheus.
 Environment: KEEL_STACK (local|test|...), KEEL_BIN_DIR, KEEL_PORT_BASE (other stacks),
 KEEL_TOPIC_PARTITIONS (3), KEEL_KAFKA_NODES (1 or 3), KEEL_STACK_ONLY_INFRA=1 (no keel
-services, no demo merchant), KEEL_LOG_LEVEL (info).
+services, no demo merchant), KEEL_LOG_LEVEL (info), KEEL_STACK_HIDE_KEY=1 (up does not print
+the demo API key; it stays in stack.env), KEEL_NETNS (start-service runs the instance in that
+network namespace; deploy/local/netns.sh sets it up).
 EOF
 }
 
@@ -100,8 +102,17 @@ fail_with_log() {
     keel_die "$* (full log: $log; stop what did start with: KEEL_STACK=$STACK $0 down)"
 }
 
-port_busy() { [[ -n "$(ss -ltnH "( sport = :$1 )" 2>/dev/null)" ]]; }
-port_owner() { ss -ltnpH "( sport = :$1 )" 2>/dev/null | head -n1 | sed 's/.*users://'; }
+# Commands that look at or start an instance run inside KEEL_NETNS when one is named
+# (deploy/local/netns.sh): its ports and its readiness are the namespace's, not the host's.
+IN_NS=()
+if [[ -n "${KEEL_NETNS:-}" ]]; then
+    ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -- "$KEEL_NETNS" ||
+        keel_die "KEEL_NETNS=$KEEL_NETNS: no such network namespace (deploy/local/netns.sh enter creates it)"
+    IN_NS=(ip netns exec "$KEEL_NETNS")
+fi
+
+port_busy() { [[ -n "$("${IN_NS[@]}" ss -ltnH "( sport = :$1 )" 2>/dev/null)" ]]; }
+port_owner() { "${IN_NS[@]}" ss -ltnpH "( sport = :$1 )" 2>/dev/null | head -n1 | sed 's/.*users://'; }
 require_free_port() {
     local port=$1 what=$2
     if port_busy "$port"; then
@@ -194,7 +205,7 @@ read_status() {
     cat "$f"
 }
 
-http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
+http_ok() { "${IN_NS[@]}" curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
 
 lock_state() {
     mkdir -p "$STATE"
@@ -860,7 +871,7 @@ svc_start() {
     require_free_port "$port" "$name-$inst"
     mkdir -p "$STATE/tmp" "$STATE/run" "$STATE/logs"
     printf '%s start %s\n' "$(date -u +%FT%TZ)" "$name-$inst" >>"$log"
-    spawn "$STATE/run/$name-$inst.pid" "$STATE/run/$name-$inst.status" "$log" env -i "${envs[@]}" "$bin"
+    spawn "$STATE/run/$name-$inst.pid" "$STATE/run/$name-$inst.status" "$log" "${IN_NS[@]}" env -i "${envs[@]}" "$bin"
     printf '[{"targets":["127.0.0.1:%s"],"labels":{"keel_instance":"%s-%s"}}]\n' "$port" "$name" "$inst" |
         write_file "$(svc_target_file "$name" "$inst")" 0644
     deadline=$((SECONDS + 60))
@@ -991,18 +1002,25 @@ print_summary() {
         echo "  env         $STATE/stack.env"
         return
     fi
+    local key_shown=$DEMO_API_KEY
+    # Test and CI stacks keep even their throw-away key out of logs.
+    local key_curl=$DEMO_API_KEY
+    if [[ "${KEEL_STACK_HIDE_KEY:-0}" == 1 ]]; then
+        key_shown="(KEEL_API_KEY in $STATE/stack.env)"
+        key_curl='$KEEL_API_KEY'
+    fi
     cat <<EOF
 stack $STACK is up.
   gateway     $gw
   merchant    $DEMO_MERCHANT_ID
-  API key     $DEMO_API_KEY
+  API key     $key_shown
   Prometheus  http://127.0.0.1:$PROM_PORT
   logs        $STATE/logs/
   env         $STATE/stack.env
 
 Try it:
   curl -sS -X POST $gw/v1/payments \\
-    -H 'Authorization: Bearer $DEMO_API_KEY' \\
+    -H "Authorization: Bearer $key_curl" \\
     -H "Idempotency-Key: demo-\$(date +%s)" \\
     -H 'Content-Type: application/json' \\
     -d '{"amount":1999,"currency":"usd","description":"demo"}'
@@ -1057,6 +1075,10 @@ cmd_down() {
             [[ -n "$out" ]] && say "$s-$inst exit $out"
         done
     done
+    # Forwarders and namespaces a test or chaos run left (deploy/local/netns.sh).
+    if compgen -G "$STATE/run/ns-*" >/dev/null; then
+        KEEL_STACK="$STACK" "$KEEL_REPO/deploy/local/netns.sh" clean || rc=1
+    fi
     out="$(prom_stop)" || true
     [[ -n "$out" ]] && say "prometheus exit $out"
     kafka_stop_all
