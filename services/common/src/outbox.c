@@ -23,6 +23,8 @@
 #include "keel/shutdown.h"
 
 #define OUTBOX_CHANNEL KEEL_OUTBOX_CHANNEL
+/* The last pass after a stop is short: a service's stop must end within seconds. */
+#define RELAY_FINAL_DRAIN_MS 3000
 
 /* ---- insert --------------------------------------------------------------------------- */
 
@@ -156,9 +158,12 @@ static bool relay_lock_key(const char *service, char out[24])
     return true;
 }
 
+/* Only keel_outbox_relay_stop ends the relay, not SIGTERM itself: a service stops its relay
+ * last, after the consumers and workers that were finishing their work, so the events they
+ * committed meanwhile are still published before the process exits. */
 static bool relay_stopping(const keel_outbox_relay *r)
 {
-    return atomic_load(&r->stop) || keel_shutdown_requested();
+    return atomic_load(&r->stop);
 }
 
 static keel_producer *relay_new_producer(keel_outbox_relay *r, char *err, size_t err_len)
@@ -532,6 +537,7 @@ static void *relay_main(void *arg)
     const keel_backoff reconnect = {.base_ms = 100, .cap_ms = 5000, .max_attempts = 0};
     int failures = 0;
     int connect_failures = 0;
+    round_result last = ROUND_IDLE;
 
     while (!relay_stopping(r)) {
         if (!keel_db_is_connected(r->db)) {
@@ -562,7 +568,8 @@ static void *relay_main(void *arg)
             }
             failures = 0;
         }
-        switch (relay_round(r)) {
+        last = relay_round(r);
+        switch (last) {
         case ROUND_MORE:
             failures = 0;
             break;
@@ -585,6 +592,13 @@ static void *relay_main(void *arg)
         }
     }
 
+    /* Rows committed just before the stop: one last bounded pass, so a clean shutdown leaves
+     * nothing for the next start. Not after a failed round: a broker that is down would hold
+     * the stop for the producer's message timeout. */
+    int64_t drain_until = keel_clock_monotonic_ms() + RELAY_FINAL_DRAIN_MS;
+    while (last != ROUND_FAILED && atomic_load(&r->leader) && keel_db_is_connected(r->db) &&
+           keel_clock_monotonic_ms() < drain_until && relay_round(r) == ROUND_MORE) {
+    }
     if (atomic_load(&r->leader) && keel_db_is_connected(r->db)) {
         const char *params[] = {r->lock_key};
         PGresult *res = keel_db_exec(r->db, "SELECT pg_advisory_unlock($1::bigint)", 1, params);

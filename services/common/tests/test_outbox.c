@@ -20,6 +20,7 @@
 #include "keel/metrics.h"
 #include "keel/migrate.h"
 #include "keel/outbox.h"
+#include "keel/shutdown.h"
 #include "keel/testing/db.h"
 #include "keel/testing/support.h"
 
@@ -716,6 +717,78 @@ static void test_failed_row_stops_the_round(void **state)
     keel_db_free(db);
 }
 
+/* Counts the outbox rows without cmocka assertions (for a forked child): -1 on an error. */
+static long long outbox_count(keel_db *db)
+{
+    PGresult *res = keel_db_exec(db, "SELECT count(*) FROM outbox", 0, NULL);
+    long long n = keel_db_check(db, res, "count") == KEEL_OK ? atoll(PQgetvalue(res, 0, 0)) : -1;
+    PQclear(res);
+    return n;
+}
+
+/* The stop flag is one-way, so this runs in a child and reports the first failed check by
+ * its exit code. After SIGTERM (the shutdown request) the relay must still publish what is
+ * committed until its service stops it, and the stop itself publishes the rows committed
+ * just before it. */
+static int scenario_relay_outlives_the_shutdown_request(void)
+{
+    char service[64];
+    snprintf(service, sizeof(service), "dbtest-shutdown-%d", (int)getpid());
+    keel_outbox_relay_options opts = {
+        .conninfo = g_conninfo,
+        .brokers = env("KEEL_TEST_KAFKA_BROKERS"),
+        .service = service,
+        .instance_id = "1",
+        .poll_interval_ms = 10000, /* only a NOTIFY or the stop explain a pick-up */
+        .leader_retry_ms = 200,
+    };
+    char err[512];
+    keel_outbox_relay *r = keel_outbox_relay_start(&opts, err, sizeof(err));
+    keel_db *db = keel_db_new(g_conninfo, NULL, "keel-test-outbox-child");
+    if (r == NULL || db == NULL || keel_db_connect(db, 10000) != KEEL_OK) {
+        return 1;
+    }
+    if (!keel_test_wait_leader(r, 5000)) {
+        return 2;
+    }
+    keel_shutdown_request();
+    keel_clock_sleep_ms(300);
+
+    test_event first, second;
+    test_event *one[] = {&first}, *two[] = {&second};
+    event_make(&first, 0, 900, false);
+    event_make(&second, 0, 901, false);
+    insert_body body = {.events = one, .count = 1, .finish = KEEL_OK};
+    if (keel_db_transaction(db, NULL, insert_fn, &body, NULL) != KEEL_OK) {
+        return 3;
+    }
+    int64_t deadline = keel_clock_monotonic_ms() + 15000;
+    while (outbox_count(db) != 0 && keel_clock_monotonic_ms() < deadline) {
+        keel_clock_sleep_ms(50);
+    }
+    if (outbox_count(db) != 0) {
+        return 4; /* the relay ended with the shutdown request */
+    }
+    /* Committed and the stop requested at once: the NOTIFY or else the relay's last pass on
+     * stopping takes it; either way the stop leaves nothing behind. */
+    body.events = two;
+    if (keel_db_transaction(db, NULL, insert_fn, &body, NULL) != KEEL_OK) {
+        return 5;
+    }
+    keel_outbox_relay_stop(r);
+    long long left = outbox_count(db);
+    keel_db_free(db);
+    return left == 0 ? 0 : 6;
+}
+
+static void test_relay_outlives_the_shutdown_request(void **state)
+{
+    (void)state;
+    NEED_DB_AND_KAFKA();
+    ensure_topic();
+    keel_test_run_in_child(scenario_relay_outlives_the_shutdown_request);
+}
+
 static void test_relay_start_rejects_missing_options(void **state)
 {
     (void)state;
@@ -737,6 +810,7 @@ int main(void)
         cmocka_unit_test(test_relay_publishes_in_order_and_deletes),
         cmocka_unit_test(test_two_relays_one_leader_and_failover),
         cmocka_unit_test(test_failed_row_stops_the_round),
+        cmocka_unit_test(test_relay_outlives_the_shutdown_request),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -62,8 +62,10 @@ typedef struct keel_outbox_relay keel_outbox_relay;
 keel_outbox_relay *keel_outbox_relay_start(const keel_outbox_relay_options *opts, char *err,
                                            size_t err_len);
 bool keel_outbox_relay_is_leader(const keel_outbox_relay *r);
-/* Stops the thread after its round in progress (delivery reports awaited, rows deleted),
- * releases the lock, flushes and frees. NULL is fine. */
+/* Stops the thread after its round in progress (delivery reports awaited, rows deleted) and,
+ * unless that round failed, one last pass of up to 3 s over rows committed meanwhile; then
+ * releases the lock, flushes and frees. NULL is fine. SIGTERM alone does not stop the relay:
+ * a service calls this last, after the work that still commits events has finished. */
 void keel_outbox_relay_stop(keel_outbox_relay *r);
 
 #endif
