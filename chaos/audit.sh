@@ -78,7 +78,12 @@ unsettled() {
         outbox=$((outbox + n))
     done
     if ((REFUNDS)); then
-        n="$(sql "$KEEL_GATEWAY_DB_URL" "SELECT count(*) FROM refunds WHERE merchant_id = '$MERCHANT' AND status = 'pending'")" || n=0
+        # A refund keel-payments put in review stays pending at the gateway (docs/payments.md):
+        # settled as far as keel goes, like a payment in review.
+        review="$(sql "$KEEL_PAYMENTS_DB_URL" "SELECT coalesce(string_agg(quote_literal(id), ','), )
+            FROM refunds WHERE merchant_id = '$MERCHANT' AND status = 'requires_review'")" || review="''"
+        n="$(sql "$KEEL_GATEWAY_DB_URL" "SELECT count(*) FROM refunds WHERE merchant_id = '$MERCHANT'
+            AND status = 'pending' AND id NOT IN ($review)")" || n=0
         ((n == 0)) || lagging+=" $n refunds pending"
     fi
     if ((NOTIFIER)); then
@@ -141,6 +146,7 @@ CREATE TABLE pm (id text, status text, phase text, amount bigint, provider text)
 CREATE TABLE charges (provider text, charge_id text, idem_key text, amount bigint, status text);
 CREATE TABLE sim_refunds (provider text, refund_id text, idem_key text, charge_key text, amount bigint);
 CREATE TABLE gw_refunds (id text, payment_id text, status text, amount bigint);
+CREATE TABLE pm_refunds (id text, status text);
 CREATE TABLE requests (key text, ce_id text, ce_type text);
 CREATE TABLE events (key text, ce_id text, ce_type text);
 CREATE TABLE gw_inbox (event_id text);
@@ -172,6 +178,7 @@ copy_out "$KEEL_PAYMENTS_DB_URL" "SELECT id, status, phase, amount, provider FRO
 copy_out "$KEEL_GATEWAY_DB_URL" "SELECT event_id FROM inbox WHERE consumer = 'gateway'" | load gw_inbox
 if ((REFUNDS)); then
     copy_out "$KEEL_GATEWAY_DB_URL" "SELECT id, payment_id, status, amount FROM refunds WHERE merchant_id = '$MERCHANT'" | load gw_refunds
+    copy_out "$KEEL_PAYMENTS_DB_URL" "SELECT id, status FROM refunds WHERE merchant_id = '$MERCHANT'" | load pm_refunds
 fi
 copy_out "$KEEL_PAYMENTS_DB_URL" "SELECT event_id FROM inbox WHERE consumer = 'payments'" | load pm_inbox
 for db in "${SERVICE_DBS[@]}"; do
@@ -304,6 +311,9 @@ SELECT 15, 'outbox_left', coalesce(sum(n), 0), 'outbox rows still unpublished af
 
 -- Refunds, when the gateway serves them: every refund the client was given settles, reaches
 -- a provider at most once and exactly once when it succeeded, and never exceeds its payment.
+-- A refund keel-payments put in review (its outcome stayed unknown past the deadline; keel
+-- never guesses) counts as settled, and the provider may well have made it.
+CREATE TABLE refund_review AS SELECT id FROM pm_refunds WHERE status = 'requires_review';
 CREATE TABLE refund_at AS
     SELECT substring(idem_key FROM 're_[0-9a-f]{32}') AS refund_id, provider, amount
       FROM sim_refunds WHERE idem_key ~ 're_[0-9a-f]{32}';
@@ -311,6 +321,7 @@ INSERT INTO result
 SELECT 40, 'refund_lost', count(*), 'a refund the client was given that never settled', string_agg(a.refund_id, ' ')
   FROM refunds_asked a LEFT JOIN gw_refunds r ON r.id = a.refund_id
  WHERE :refunds = 1 AND r.status IS DISTINCT FROM 'succeeded' AND r.status IS DISTINCT FROM 'failed'
+   AND a.refund_id NOT IN (SELECT id FROM refund_review)
 UNION ALL
 SELECT 41, 'refund_double', count(*), 'more than one provider refund for one keel refund', string_agg(refund_id, ' ')
   FROM (SELECT refund_id FROM refund_at WHERE :refunds = 1 AND refund_id IN (SELECT id FROM gw_refunds)
@@ -322,6 +333,7 @@ SELECT 42, 'refund_succeeded_not_refunded', count(*), 'a succeeded refund no pro
 UNION ALL
 SELECT 43, 'refund_failed_but_refunded', count(*), 'a failed (or open) refund a provider made anyway', string_agg(r.id, ' ')
   FROM gw_refunds r WHERE :refunds = 1 AND r.status <> 'succeeded'
+   AND r.id NOT IN (SELECT id FROM refund_review)
    AND EXISTS (SELECT 1 FROM refund_at x WHERE x.refund_id = r.id)
 UNION ALL
 SELECT 44, 'refund_amount_mismatch', count(*), 'a provider refunded another amount than asked', string_agg(r.id, ' ')
@@ -442,7 +454,8 @@ SELECT section, label, value, note FROM (
     UNION ALL SELECT 40, 'payments', 'refunds accepted (202)', count(*)::text, '' FROM refunds_asked
     UNION ALL SELECT 41, 'payments', '  succeeded', count(*)::text, '' FROM gw_refunds WHERE status = 'succeeded'
     UNION ALL SELECT 42, 'payments', '  failed', count(*)::text, '' FROM gw_refunds WHERE status = 'failed'
-    UNION ALL SELECT 43, 'payments', 'provider refunds', count(*)::text, '' FROM refund_at
+    UNION ALL SELECT 43, 'payments', '  requires_review', count(*)::text, '' FROM refund_review
+    UNION ALL SELECT 44, 'payments', 'provider refunds', count(*)::text, '' FROM refund_at
                WHERE refund_id IN (SELECT id FROM gw_refunds)
 ) f
 WHERE NOT (:notifier = 0 AND ord BETWEEN 20 AND 29) AND NOT (:refunds = 0 AND ord BETWEEN 40 AND 49)

@@ -118,6 +118,11 @@ if [[ -n "$refund" ]]; then
     was="$(sql_gateway "SELECT status FROM refunds WHERE id = '$refund'")"
     sql_gateway "UPDATE refunds SET status = 'pending' WHERE id = '$refund'" >/dev/null
     audit_expect 1 refund_lost 1 "a deleted refund outcome"
+    # The same, but keel-payments put the refund in review (its outcome stayed unknown): the
+    # merchant sees it pending, the provider may have made it, and that is no violation.
+    sql_payments "UPDATE refunds SET status = 'requires_review' WHERE id = '$refund'" >/dev/null
+    audit_expect 0 "" 0 "a refund in review, pending at the gateway, made at the provider"
+    sql_payments "UPDATE refunds SET status = '$was' WHERE id = '$refund'" >/dev/null
     sql_gateway "UPDATE refunds SET status = '$was' WHERE id = '$refund'" >/dev/null
 else
     log "no refund was made (the gateway has no refunds yet): the refund case is skipped"
