@@ -86,6 +86,16 @@ wait_listening() { # SIDE PORT
     keel_die "a forwarder did not listen on port $port ($side) within 5 s; see $dir/forwarders.log"
 }
 
+# A forwarder that cannot start (socat missing, a bad path) must not hang the caller.
+wait_socket() { # PATH
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -S "$1" ]] && return 0
+        sleep 0.05
+    done
+    keel_die "a forwarder did not create $1 within 5 s; see $(dirname "$1")/forwarders.log"
+}
+
 signal_group() { # SIGNAL PIDFILE...
     local sig=$1 f pid
     shift
@@ -97,14 +107,19 @@ signal_group() { # SIGNAL PIDFILE...
 }
 
 teardown() { # NAME INSTANCE
-    local ns dir f
+    local ns dir f i
     ns="$(ns_name "$1" "$2")"
     dir="$(ns_dir "$1" "$2")"
     if [[ -d "$dir" ]]; then
         signal_group CONT "$dir"/*.pid
         signal_group KILL "$dir"/*.pid
         for f in "$dir"/*.pid; do
-            [[ -s "$f" ]] && while kill -0 "$(cat "$f")" 2>/dev/null; do sleep 0.05; done
+            [[ -s "$f" ]] || continue
+            # SIGKILL cannot be refused; the cap only guards against a pid reused meanwhile.
+            for ((i = 0; i < 100; i++)); do
+                kill -0 "$(cat "$f")" 2>/dev/null || break
+                sleep 0.05
+            done
         done
         rm -rf "$dir"
     fi
@@ -136,14 +151,14 @@ cmd_enter() {
         sock="$dir/out-$port.sock"
         forwarder "$dir" "out-$port.host" host "UNIX-LISTEN:$sock,fork,unlink-early,mode=600" \
             "TCP:127.0.0.1:$port,connect-timeout=5"
-        while [[ ! -S "$sock" ]]; do sleep 0.02; done
+        wait_socket "$sock"
         forwarder "$dir" "out-$port.ns" "$ns" "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr,backlog=256" \
             "UNIX-CONNECT:$sock"
         wait_listening "$ns" "$port"
     done
     sock="$dir/in.sock"
     forwarder "$dir" "in.ns" "$ns" "UNIX-LISTEN:$sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$own,connect-timeout=5"
-    while [[ ! -S "$sock" ]]; do sleep 0.02; done
+    wait_socket "$sock"
     forwarder "$dir" "in.host" host "TCP-LISTEN:$own,bind=127.0.0.1,fork,reuseaddr,backlog=256" "UNIX-CONNECT:$sock"
     wait_listening host "$own"
     KEEL_NETNS="$ns" "$STACK_SH" start-service "$name" "$inst" >/dev/null
